@@ -1,0 +1,39 @@
+# otfr_vec — `make help` lists the targets.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-fast lint format bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev,jobqueue]"
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install otfr_vec with its dev tools
+
+run: $(STAMP)  ## simulate the default scenario (32 x 32 workers, r = 0.10) for all five schedulers
+	$(BIN)/python -m otfr_vec.run $(ARGS)
+
+test: $(STAMP)  ## run the test suite
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)  ## the tests without the slow statistical ones
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)  ## ruff lint and format check
+	$(BIN)/ruff check otfr_vec tests benchmarks
+	$(BIN)/ruff format --check otfr_vec tests benchmarks
+
+format: $(STAMP)  ## ruff autoformat
+	$(BIN)/ruff format otfr_vec tests benchmarks
+
+clean:  ## remove caches and outputs (keeps .venv)
+	rm -rf outputs .pytest_cache .hypothesis .ruff_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,205 @@
+"""The only caller of the kernels: build the scenario, allocate state, run, collect.
+
+A run advances every scheduler block by block (``BLOCK_S`` simulated seconds each) over
+the same scenario arrays: one workload, one degradation, one label draw (common random
+numbers). Between blocks the engine generates the next arrivals and degradation rows,
+grows the request pool if needed and reports progress; it never returns to Python per
+step or per request.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
+
+import numpy as np
+
+from .kernels.step import advance
+from .kernels.structs import (
+    ERR,
+    ERR_STEP,
+    HEALTH_OFF,
+    SCOPE_E2E,
+    SCOPE_QUEUE,
+    SCOPE_TTFT,
+    Params,
+    State,
+    grow,
+    new_state,
+)
+from .scenario.degradation import Degradation, make_degradation
+from .scenario.health import Faults, make_faults, make_labels
+from .scenario.layout import Layout, make_layout
+from .scenario.workload import Stream, make_workload
+from .schedulers import POLICIES
+
+BLOCK_S = 1.0  # simulated seconds per kernel call (progress and pool growth granularity)
+SCOPES = {"ttft": SCOPE_TTFT, "queue": SCOPE_QUEUE, "e2e": SCOPE_E2E}
+
+
+class Scenario(NamedTuple):
+    """Everything a run draws before simulating; identical for every scheduler."""
+
+    layout: Layout
+    degradation: Degradation
+    faults: Faults
+    labels: np.ndarray  # int8[n_refresh, n_workers]
+    workload: object
+    rate: float  # offered requests/s
+    rho_net: float  # busy fraction of a KV link at nominal bandwidth
+    n_steps: int
+    n_win: int
+
+
+class RunResult(NamedTuple):
+    scenario: Scenario
+    states: dict  # scheduler -> final State
+    wall_s: float
+
+
+def n_steps(cfg) -> int:
+    return max(1, math.ceil(cfg.sim.duration / cfg.sim.dt - 1e-9))
+
+
+def make_scenario(cfg) -> Scenario:
+    layout = make_layout(cfg.cluster)
+    deg = make_degradation(cfg)
+    faults = make_faults(cfg, layout)
+    labels = make_labels(cfg, layout, deg, faults)
+    workload = make_workload(cfg, layout.n_prefill)
+    rate = workload.rate
+    # busy fraction of one prefill worker's KV link: its KV bytes/s over bw0
+    per_prefill = rate * workload.mean_prompt() / layout.n_prefill
+    rho_net = per_prefill * cfg.network.kv_bytes_per_token / cfg.network.bw0
+    if layout.n_prefill == layout.n_workers:
+        rho_net = 0.0
+    n_win = max(1, math.ceil(cfg.sim.duration / cfg.sim.window - 1e-9))
+    return Scenario(layout, deg, faults, labels, workload, rate, rho_net, n_steps(cfg), n_win)
+
+
+def make_params(
+    cfg, scheduler: str, layout: Layout, check: bool = False, incremental: bool = True
+) -> Params:
+    pol = POLICIES[scheduler]
+    pr, wt, sim = cfg.price, cfg.weights, cfg.sim
+    sees_bw = pol.true_bw or cfg.telemetry.mode != "none"
+    return Params(
+        dt=float(sim.dt),
+        timeout=float(sim.timeout),
+        scope=SCOPES[sim.timeout_scope],
+        prefill_rate=float(cfg.service.prefill_tokens_per_s),
+        tpot=float(cfg.service.tpot),
+        slots=int(cfg.service.decode_slots),
+        bw0=float(cfg.network.bw0),
+        kv_bytes=float(cfg.network.kv_bytes_per_token),
+        decay=0.5 ** (sim.dt / pr.halflife),
+        alpha=float(pr.alpha),
+        beta=float(pr.beta) if (pol.price and sees_bw) else 0.0,
+        gamma=float(pr.gamma),
+        eta=float(pr.eta),
+        kappa=float(pr.kappa),
+        lambda_f=float(wt.lambda_f) if pol.health != HEALTH_OFF else 0.0,
+        lambda_r=float(wt.lambda_r) if pol.price else 0.0,
+        lambda_p=float(wt.lambda_p),
+        cross_pod_cost=float(cfg.cluster.cross_pod_cost),
+        health=pol.health,
+        true_bw=int(pol.true_bw),
+        threshold=float(cfg.health.threshold),
+        prefill_load_scale=(cfg.workload.prompt_mean / cfg.service.prefill_tokens_per_s)
+        / sim.timeout,
+        refresh=float(cfg.health.refresh),
+        warmup=float(sim.warmup),
+        measure_end=float(sim.duration - sim.timeout),
+        window=float(sim.window),
+        n_pods=layout.n_pods,
+        n_prefill=layout.n_prefill,
+        n_workers=layout.n_workers,
+        check=int(check),
+        incremental=int(incremental),
+    )
+
+
+def run(
+    cfg,
+    check: bool = False,
+    threads: int = 1,
+    progress: Callable[[float], None] | None = None,
+    incremental: bool = True,
+) -> RunResult:
+    """Simulate ``cfg`` (already validated) for every scheduler in ``cfg.schedulers``.
+
+    ``check``: verify conservation and non-negativity at every step (slow; tests).
+    ``threads``: run schedulers side by side (kernels release the GIL); results do not
+    depend on it. ``incremental=False`` routes by full scans (same choices, slower).
+    ``progress``: called with the simulated fraction after each block.
+    """
+    t_start = time.perf_counter()
+    sc = make_scenario(cfg)
+    lay = sc.layout
+    scheds = list(cfg.schedulers)
+    params = {s: make_params(cfg, s, lay, check, incremental) for s in scheds}
+    states = {s: new_state(lay.n_workers, lay.n_pods, sc.n_win, 1024) for s in scheds}
+    scratch = {s: (np.zeros(lay.n_workers), np.zeros(lay.n_pods)) for s in scheds}
+    pod_n = np.bincount(lay.pod, minlength=lay.n_pods).astype(np.float64)
+    fault_ids = np.flatnonzero(np.isfinite(sc.faults.down_start)).astype(np.int64)
+    stream = Stream(sc.workload)
+    dt = cfg.sim.dt
+    block = max(1, int(round(BLOCK_S / dt)))
+    pool = ThreadPoolExecutor(threads) if threads > 1 and len(scheds) > 1 else None
+    try:
+        for s0 in range(0, sc.n_steps, block):
+            s1 = min(s0 + block, sc.n_steps)
+            times = np.arange(s0, s1) * dt
+            f_true = sc.degradation.factor(times)
+            f_obs = f_true  # what telemetry shows: the truth, or (delayed) an older one
+            if cfg.telemetry.mode == "delayed":
+                f_obs = sc.degradation.factor(times - cfg.telemetry.delay)
+            req = stream.until(s1 * dt)
+            n_due = int(np.searchsorted(req.arrival, s1 * dt, side="left"))
+
+            def step(name, req=req, s0=s0, s1=s1, f_true=f_true, f_obs=f_obs, n_due=n_due):
+                st = grow(states[name], n_due)
+                states[name] = st
+                used = advance(
+                    *st,
+                    params[name],
+                    lay.pod,
+                    pod_n,
+                    s0,
+                    s1,
+                    *req,
+                    f_true,
+                    f_obs,
+                    sc.labels,
+                    fault_ids,
+                    sc.faults.down_start,
+                    sc.faults.down_end,
+                    *scratch[name],
+                )
+                if used != n_due:
+                    raise RuntimeError(f"kernel consumed {used} arrivals, expected {n_due}")
+
+            if pool is None:
+                for name in scheds:
+                    step(name)
+            else:
+                list(pool.map(step, scheds))
+            stream.consume(n_due)
+            if progress is not None:
+                progress(s1 / sc.n_steps)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    for name, st in states.items():
+        if st.ctr[ERR]:
+            raise AssertionError(
+                f"{name}: invariant violated at {st.ctr[ERR]} steps, "
+                f"first at step {st.ctr[ERR_STEP]}"
+            )
+    return RunResult(sc, states, time.perf_counter() - t_start)
+
+
+__all__ = ["RunResult", "Scenario", "State", "make_params", "make_scenario", "run"]

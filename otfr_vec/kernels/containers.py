@@ -1,0 +1,86 @@
+"""Intrusive containers over the request pool: per-worker FIFO queues and a min-heap.
+
+A request sits in at most one FIFO at a time, linked through ``qi[Q_NEXT]``/``qi[Q_PREV]``
+so a timeout removes it in O(1). The completion heap orders decode ends by (time,
+sequence number); entries of requests that left early are skipped lazily.
+"""
+
+from .jit import kernel
+from .structs import EV_ID, EV_SEQ, Q_NEXT, Q_PREV, W_HEAD, W_TAIL
+
+
+@kernel
+def fifo_push(wi, qi, w, i):
+    tail = wi[W_TAIL, w]
+    qi[Q_NEXT, i] = -1
+    qi[Q_PREV, i] = tail
+    if tail >= 0:
+        qi[Q_NEXT, tail] = i
+    else:
+        wi[W_HEAD, w] = i
+    wi[W_TAIL, w] = i
+
+
+@kernel
+def fifo_remove(wi, qi, w, i):
+    prv = qi[Q_PREV, i]
+    nxt = qi[Q_NEXT, i]
+    if prv >= 0:
+        qi[Q_NEXT, prv] = nxt
+    else:
+        wi[W_HEAD, w] = nxt
+    if nxt >= 0:
+        qi[Q_PREV, nxt] = prv
+    else:
+        wi[W_TAIL, w] = prv
+    qi[Q_NEXT, i] = -1
+    qi[Q_PREV, i] = -1
+
+
+@kernel
+def _before(ht, hi, a, b):
+    return ht[a] < ht[b] or (ht[a] == ht[b] and hi[EV_SEQ, a] < hi[EV_SEQ, b])
+
+
+@kernel
+def _swap(ht, hi, a, b):
+    ht[a], ht[b] = ht[b], ht[a]
+    hi[EV_ID, a], hi[EV_ID, b] = hi[EV_ID, b], hi[EV_ID, a]
+    hi[EV_SEQ, a], hi[EV_SEQ, b] = hi[EV_SEQ, b], hi[EV_SEQ, a]
+
+
+@kernel
+def heap_push(ht, hi, n, t, i, s):
+    """Push (t, i, s) onto a heap of ``n`` entries; return the new size."""
+    k = n
+    ht[k] = t
+    hi[EV_ID, k] = i
+    hi[EV_SEQ, k] = s
+    while k > 0:
+        parent = (k - 1) // 2
+        if not _before(ht, hi, k, parent):
+            break
+        _swap(ht, hi, k, parent)
+        k = parent
+    return n + 1
+
+
+@kernel
+def heap_pop(ht, hi, n):
+    """Remove the root of a heap of ``n`` entries (read it first); return the new size."""
+    n -= 1
+    ht[0] = ht[n]
+    hi[EV_ID, 0] = hi[EV_ID, n]
+    hi[EV_SEQ, 0] = hi[EV_SEQ, n]
+    k = 0
+    while True:
+        c = 2 * k + 1
+        if c >= n:
+            break
+        if c + 1 < n and _before(ht, hi, c + 1, c):
+            c += 1
+        if not _before(ht, hi, c, k):
+            break
+        _swap(ht, hi, c, k)
+        k = c
+    return n

@@ -1,0 +1,137 @@
+"""The scoring kernel shared by the five schedulers (MODEL.md section 5).
+
+    S_j = load_j + lambda_f * health_j + lambda_r * pi_j + lambda_p * path_cost_j
+
+``base_j = lambda_f * health_j + lambda_r * pi_j`` is fixed within a step;
+``load_j = count_j * scale`` changes after every decision. A scheduler is a setting of
+the weights (see :mod:`otfr_vec.schedulers`), not a separate code path.
+"""
+
+import numpy as np
+
+from .jit import kernel
+from .structs import W_BUSY, W_FAIL, W_OUTC, W_PI, W_TOUT, W_UTIL
+
+
+@kernel
+def score(count, scale, base, pod, j, home, path):
+    s = count[j] * scale + base[j]
+    if pod[j] != home:
+        s += path
+    return s
+
+
+@kernel
+def argmin_score(lo, hi, count, scale, base, pod, home, path, start):
+    """Index in ``[lo, hi)`` of the lowest score; the scan starts at ``lo + start % n``.
+
+    Starting at a seeded offset and keeping the first strict minimum in cyclic order
+    breaks ties at random, reproducibly (the offset is drawn outside the kernel).
+    """
+    n = hi - lo
+    k0 = lo + start % n
+    best = np.inf
+    bj = k0
+    for j in range(k0, hi):
+        s = score(count, scale, base, pod, j, home, path)
+        if s < best:
+            best = s
+            bj = j
+    for j in range(lo, k0):
+        s = score(count, scale, base, pod, j, home, path)
+        if s < best:
+            best = s
+            bj = j
+    return bj
+
+
+@kernel
+def pod_min(count, scale, base, lo, hi):
+    m = np.inf
+    for j in range(lo, hi):
+        s = count[j] * scale + base[j]
+        if s < m:
+            m = s
+    return m
+
+
+@kernel
+def first_equal(count, scale, base, pod, home, path, lo, hi, target):
+    for j in range(lo, hi):
+        if score(count, scale, base, pod, j, home, path) == target:
+            return j
+    return -1
+
+
+@kernel
+def argmin_pods(g_min, g_dirty, g, lo, k, n_pods, count, scale, base, pod, home, path, start):
+    """The target :func:`argmin_score` picks, found through per-pod minima.
+
+    Workers ``[lo, lo + k * n_pods)`` form ``n_pods`` contiguous groups of ``k``; the path
+    cost depends only on the pod, so the lowest score is the lowest ``g_min[g, q] +
+    path_q`` over pods. Pods whose count or base changed are marked in ``g_dirty`` and
+    re-scanned lazily. Ties are resolved exactly as the full scan does: the first worker
+    at the minimum in cyclic order from the seeded start. Cost per decision:
+    O(n_pods + k) instead of O(n_pods * k).
+    """
+    n = k * n_pods
+    k0 = lo + start % n
+    best = np.inf
+    for q in range(n_pods):
+        if g_dirty[g, q]:
+            g_min[g, q] = pod_min(count, scale, base, lo + q * k, lo + (q + 1) * k)
+            g_dirty[g, q] = 0
+        v = g_min[g, q]
+        if q != home:
+            v += path
+        if v < best:
+            best = v
+    q0 = (k0 - lo) // k
+    for step in range(n_pods + 1):
+        q = (q0 + step) % n_pods
+        v = g_min[g, q]
+        if q != home:
+            v += path
+        if v != best:
+            continue
+        a = lo + q * k
+        b = a + k
+        if step == 0:
+            a = k0  # the start pod: first the part from the start on ...
+        elif step == n_pods:
+            b = k0  # ... and, last, the part before it
+        j = first_equal(count, scale, base, pod, home, path, a, b, best)
+        if j >= 0:
+            return j
+    return k0  # not reached: some pod holds the minimum
+
+
+@kernel
+def update_prices(wf, base, g_dirty, pr, pod, pod_n, f_price, health, pod_sum):
+    """Decay the symptom charges, recompute ``pi`` and the base score of every worker.
+
+    ``f_price``: bandwidth factor per pod as this scheduler observes it; ``health``: 0/1
+    per worker; ``pod_sum``: scratch of length n_pods.
+    """
+    d = pr.decay
+    pod_sum[:] = 0.0
+    for j in range(pr.n_workers):
+        wf[W_UTIL, j] = d * wf[W_UTIL, j] + (1.0 - d) * wf[W_BUSY, j]
+        wf[W_TOUT, j] *= d
+        wf[W_FAIL, j] *= d
+        wf[W_OUTC, j] *= d
+        inv = 1.0 / (wf[W_OUTC, j] + 1.0)
+        raw = (
+            pr.alpha * wf[W_UTIL, j]
+            + pr.beta * (1.0 - f_price[pod[j]])
+            + pr.gamma * wf[W_TOUT, j] * inv
+            + pr.eta * wf[W_FAIL, j] * inv
+        )
+        wf[W_PI, j] = raw
+        pod_sum[pod[j]] += raw
+    for j in range(pr.n_workers):
+        p = pod[j]
+        pi = (1.0 - pr.kappa) * wf[W_PI, j] + pr.kappa * pod_sum[p] / pod_n[p]
+        wf[W_PI, j] = pi
+        base[j] = pr.lambda_f * health[j] + pr.lambda_r * pi
+    g_dirty[:, :] = 1

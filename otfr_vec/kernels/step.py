@@ -1,0 +1,650 @@
+"""The time-stepped simulation kernel: one scheduler, a block of steps, all workers.
+
+Step ``s`` covers ``[t0, t1) = [s*dt, (s+1)*dt)``. In order:
+
+1. hard faults: a worker going down fails all it holds;
+2. prices: EWMA decay and the base score of every worker (fixed within the step);
+3. decode ends due before ``t1`` free their slots (the next waiter's transfer starts then);
+4. arrivals before ``t1`` are routed to prefill workers one by one, in arrival order, the
+   chosen worker's load updated before the next decision;
+5. every prefill worker serves its FIFO exactly, in continuous time within the step; the
+   prefills that end are routed to decode workers in order of their end time;
+6. KV transfers advance at ``min(bw_p / n_p, bw_d / n_d)`` with the step's counts;
+7. deadlines due before ``t1`` time out whatever has not reached its goal.
+
+Nothing here allocates results, draws random numbers or raises: the engine
+(:mod:`otfr_vec.engine`) prepares every input and reads every output. Helpers take the
+state arrays they touch explicitly (see :mod:`.structs` for why).
+"""
+
+import numpy as np
+
+from .containers import fifo_push, fifo_remove, heap_pop, heap_push
+from .jit import kernel
+from .scoring import argmin_pods, argmin_score, update_prices
+from .structs import (
+    ARRIVED,
+    ARRIVED_M,
+    BUF_ID,
+    BUF_T,
+    COMPLETED,
+    COMPLETED_M,
+    DEC,
+    DECISIONS,
+    DL_HEAD,
+    DL_LEN,
+    DWAIT,
+    ERR,
+    ERR_STEP,
+    EV_ID,
+    EV_SEQ,
+    FAILED,
+    FAILED_M,
+    FREE,
+    FREE_IDS,
+    FTWAIT,
+    H_E2E,
+    H_TTFT,
+    HEALTH_LABELS,
+    HEALTH_TRUTH,
+    HIST_BINS,
+    HIST_LO,
+    HIST_PER_DECADE,
+    HP_LEN,
+    N_FREE,
+    N_TX,
+    PQ,
+    Q_ARR,
+    Q_D,
+    Q_END,
+    Q_ING,
+    Q_OUT,
+    Q_P,
+    Q_PROMPT,
+    Q_REM,
+    Q_SEQ,
+    Q_STATE,
+    Q_T,
+    Q_TIE,
+    Q_TXPOS,
+    Q_WIN,
+    SCOPE_E2E,
+    SCOPE_QUEUE,
+    SEQ,
+    TIMED_OUT,
+    TIMED_OUT_M,
+    TS_FAIL,
+    TS_ROUTED,
+    TX,
+    TX_IDS,
+    W_BUSY,
+    W_DEC,
+    W_DOWN,
+    W_FAIL,
+    W_HEAD,
+    W_NTX,
+    W_OUTC,
+    W_SLOTS,
+    W_TOUT,
+    WIN_ARR,
+    WIN_FAIL,
+)
+
+
+@kernel
+def hist_add(hist, row, x):
+    b = 0
+    if x > 0.0:
+        b = int(np.floor((np.log10(x) - np.log10(HIST_LO)) * HIST_PER_DECADE))
+    hist[row, min(max(b, 0), HIST_BINS - 1)] += 1
+
+
+@kernel
+def add_count(count, g_dirty, pr, pod, j, delta):
+    """Change worker ``j``'s load numerator and mark its pod's cached minimum stale."""
+    count[j] += delta
+    g_dirty[0 if j < pr.n_prefill else 1, pod[j]] = 1
+
+
+@kernel
+def start_tx(wi, qi, qf, ctr, pr, i, t):
+    qi[Q_STATE, i] = TX
+    qf[Q_T, i] = t
+    qf[Q_REM, i] = qf[Q_PROMPT, i] * pr.kv_bytes
+    n = ctr[N_TX]
+    qi[TX_IDS, n] = i
+    qi[Q_TXPOS, i] = n
+    ctr[N_TX] = n + 1
+    wi[W_NTX, qi[Q_P, i]] += 1
+    wi[W_NTX, qi[Q_D, i]] += 1
+
+
+@kernel
+def tx_remove(wi, qi, ctr, i):
+    n = ctr[N_TX] - 1
+    k = qi[Q_TXPOS, i]
+    last = qi[TX_IDS, n]
+    qi[TX_IDS, k] = last
+    qi[Q_TXPOS, last] = k
+    ctr[N_TX] = n
+    wi[W_NTX, qi[Q_P, i]] -= 1
+    wi[W_NTX, qi[Q_D, i]] -= 1
+
+
+@kernel
+def admit_next(wi, qi, qf, ctr, pr, d, t):
+    """Give free slots of decode worker ``d`` to its waiters, FIFO, from time ``t``."""
+    while wi[W_HEAD, d] >= 0 and wi[W_SLOTS, d] < pr.slots and wi[W_DOWN, d] == 0:
+        i = wi[W_HEAD, d]
+        fifo_remove(wi, qi, d, i)
+        wi[W_SLOTS, d] += 1
+        start_tx(wi, qi, qf, ctr, pr, i, t)
+
+
+@kernel
+def free_request(qi, ctr, i):
+    qi[Q_STATE, i] = FREE
+    qi[Q_SEQ, i] = -1
+    n = ctr[N_FREE]
+    qi[FREE_IDS, n] = i
+    ctr[N_FREE] = n + 1
+
+
+@kernel
+def release_slot(wi, count, g_dirty, qi, qf, ctr, pr, pod, d, decoding, t):
+    if decoding:
+        wi[W_DEC, d] -= 1
+    wi[W_SLOTS, d] -= 1
+    add_count(count, g_dirty, pr, pod, d, -1)
+    admit_next(wi, qi, qf, ctr, pr, d, t)
+
+
+@kernel
+def detach(wi, count, g_dirty, qi, qf, ctr, pr, pod, i, t):
+    """Take request ``i`` out of every queue, interface and slot it holds."""
+    s = qi[Q_STATE, i]
+    p = qi[Q_P, i]
+    d = qi[Q_D, i]
+    if s == PQ:
+        fifo_remove(wi, qi, p, i)
+        add_count(count, g_dirty, pr, pod, p, -1)
+    elif s == DWAIT:
+        fifo_remove(wi, qi, d, i)
+        add_count(count, g_dirty, pr, pod, d, -1)
+        add_count(count, g_dirty, pr, pod, p, -1)
+    elif s == TX:
+        tx_remove(wi, qi, ctr, i)
+        add_count(count, g_dirty, pr, pod, p, -1)
+        release_slot(wi, count, g_dirty, qi, qf, ctr, pr, pod, d, False, t)
+    elif s == FTWAIT or s == DEC:
+        release_slot(wi, count, g_dirty, qi, qf, ctr, pr, pod, d, s == DEC, t)
+
+
+@kernel
+def resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, timed_out, w):
+    """Count a timeout or failure of request ``i``, charge it to its workers, free it."""
+    meas = qi[Q_WIN, i] >= 0
+    cnt[TIMED_OUT if timed_out else FAILED] += 1
+    if meas:
+        cnt[TIMED_OUT_M if timed_out else FAILED_M] += 1
+        win[WIN_FAIL, qi[Q_WIN, i]] += 1
+    for x in (qi[Q_P, i], qi[Q_D, i]):
+        if x >= 0:
+            wf[W_OUTC, x] += 1.0
+            wf[W_TOUT if timed_out else W_FAIL, x] += 1.0
+            ts[TS_FAIL, w, pod[x]] += 1
+    free_request(qi, ctr, i)
+
+
+@kernel
+def charge_success(wf, qi, i):
+    wf[W_OUTC, qi[Q_P, i]] += 1.0
+    if qi[Q_D, i] >= 0:
+        wf[W_OUTC, qi[Q_D, i]] += 1.0
+
+
+@kernel
+def record_done(qi, qf, ctr, cnt, hist, lat_sum, i, ft, end):
+    cnt[COMPLETED] += 1
+    if qi[Q_WIN, i] >= 0:
+        cnt[COMPLETED_M] += 1
+        hist_add(hist, H_TTFT, ft - qf[Q_ARR, i])
+        hist_add(hist, H_E2E, end - qf[Q_ARR, i])
+        lat_sum[H_TTFT] += ft - qf[Q_ARR, i]
+        lat_sum[H_E2E] += end - qf[Q_ARR, i]
+    free_request(qi, ctr, i)
+
+
+@kernel
+def first_token(wi, wf, qi, qf, ctr, hp_i, hp_t, pr, i, fin):
+    """The KV transfer of ``i`` ended at ``fin``: decide its fate and start decoding."""
+    ft = fin + pr.tpot
+    end = fin + qf[Q_OUT, i] * pr.tpot
+    deadline = qf[Q_ARR, i] + pr.timeout
+    qf[Q_T, i] = ft
+    qf[Q_END, i] = end
+    if pr.scope != SCOPE_QUEUE and ft > deadline:
+        qi[Q_STATE, i] = FTWAIT  # first token too late: it times out at its deadline
+        return
+    qi[Q_STATE, i] = DEC
+    wi[W_DEC, qi[Q_D, i]] += 1
+    if pr.scope != SCOPE_E2E or end <= deadline:
+        charge_success(wf, qi, i)
+    ctr[HP_LEN] = heap_push(hp_t, hp_i, ctr[HP_LEN], end, i, qi[Q_SEQ, i])
+
+
+@kernel
+def choose(count, base, g_min, g_dirty, pr, pod, g, lo, hi, scale, home, start):
+    """Route among workers ``[lo, hi)`` (group ``g``: 0 prefill, 1 decode)."""
+    path = pr.lambda_p * pr.cross_pod_cost
+    if pr.incremental:
+        return argmin_pods(
+            g_min,
+            g_dirty,
+            g,
+            lo,
+            (hi - lo) // pr.n_pods,
+            pr.n_pods,
+            count,
+            scale,
+            base,
+            pod,
+            home,
+            path,
+            start,
+        )
+    return argmin_score(lo, hi, count, scale, base, pod, home, path, start)
+
+
+@kernel
+def prefill_done(
+    wi, wf, count, base, g_min, g_dirty, qi, qf, ctr, cnt, win, ts, hist, lat_sum, pr, pod, i, t, w
+):
+    """Prefill of ``i`` ended at ``t``: finish it (prefill-only) or route it to decode."""
+    p = qi[Q_P, i]
+    if pr.scope != SCOPE_QUEUE and t > qf[Q_ARR, i] + pr.timeout:
+        add_count(count, g_dirty, pr, pod, p, -1)
+        resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, True, w)
+        return
+    if pr.n_prefill == pr.n_workers:  # prefill-only model: done when prefill ends
+        add_count(count, g_dirty, pr, pod, p, -1)
+        charge_success(wf, qi, i)
+        record_done(qi, qf, ctr, cnt, hist, lat_sum, i, t, t)
+        return
+    d = choose(
+        count,
+        base,
+        g_min,
+        g_dirty,
+        pr,
+        pod,
+        1,
+        pr.n_prefill,
+        pr.n_workers,
+        1.0 / pr.slots,
+        pod[p],
+        qi[Q_TIE, i],
+    )
+    cnt[DECISIONS] += 1
+    ts[TS_ROUTED, w, pod[d]] += 1
+    qi[Q_D, i] = d
+    if wi[W_DOWN, d] != 0:  # sent to a worker that is down: fails at once
+        add_count(count, g_dirty, pr, pod, p, -1)
+        resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, False, w)
+        return
+    add_count(count, g_dirty, pr, pod, d, +1)
+    if wi[W_HEAD, d] < 0 and wi[W_SLOTS, d] < pr.slots:
+        wi[W_SLOTS, d] += 1
+        start_tx(wi, qi, qf, ctr, pr, i, t)
+    elif pr.scope == SCOPE_QUEUE and t > qf[Q_ARR, i] + pr.timeout:
+        add_count(count, g_dirty, pr, pod, d, -1)
+        add_count(count, g_dirty, pr, pod, p, -1)
+        resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, True, w)
+    else:
+        qi[Q_STATE, i] = DWAIT
+        qf[Q_T, i] = t
+        fifo_push(wi, qi, d, i)
+
+
+@kernel
+def arrive(
+    wi,
+    wf,
+    count,
+    base,
+    g_min,
+    g_dirty,
+    qi,
+    qf,
+    ctr,
+    cnt,
+    win,
+    ts,
+    dl_i,
+    dl_t,
+    pr,
+    pod,
+    a,
+    prompt,
+    out,
+    ing,
+    tie_p,
+    tie_d,
+    w,
+):
+    n = ctr[N_FREE] - 1
+    i = qi[FREE_IDS, n]
+    ctr[N_FREE] = n
+    seq = ctr[SEQ]
+    ctr[SEQ] = seq + 1
+    qi[Q_SEQ, i] = seq
+    qi[Q_ING, i] = ing
+    qi[Q_TIE, i] = tie_d
+    qi[Q_D, i] = -1
+    qf[Q_ARR, i] = a
+    qf[Q_PROMPT, i] = prompt
+    qf[Q_OUT, i] = out
+    qf[Q_REM, i] = prompt
+    qf[Q_T, i] = a
+    cnt[ARRIVED] += 1
+    qi[Q_WIN, i] = -1
+    if pr.warmup <= a < pr.measure_end:
+        wa = min(int(a / pr.window), win.shape[1] - 1)
+        qi[Q_WIN, i] = wa
+        win[WIN_ARR, wa] += 1
+        cnt[ARRIVED_M] += 1
+    k = (ctr[DL_HEAD] + ctr[DL_LEN]) % dl_t.size  # deadline ring, in arrival order
+    dl_i[EV_ID, k] = i
+    dl_i[EV_SEQ, k] = seq
+    dl_t[k] = a + pr.timeout
+    ctr[DL_LEN] += 1
+    p = choose(
+        count, base, g_min, g_dirty, pr, pod, 0, 0, pr.n_prefill, pr.prefill_load_scale, ing, tie_p
+    )
+    cnt[DECISIONS] += 1
+    ts[TS_ROUTED, w, pod[p]] += 1
+    qi[Q_P, i] = p
+    if wi[W_DOWN, p] != 0:
+        resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, False, w)
+        return
+    qi[Q_STATE, i] = PQ
+    add_count(count, g_dirty, pr, pod, p, +1)
+    fifo_push(wi, qi, p, i)
+
+
+@kernel
+def serve_prefill(wi, wf, qi, qf, pr, p, t0, t1, nbuf):
+    """Serve worker ``p``'s FIFO over ``[t0, t1)``; append prefill ends to the buffer."""
+    t = t0
+    busy = 0.0
+    i = wi[W_HEAD, p]
+    while i >= 0:
+        start = max(t, qf[Q_T, i])
+        if start >= t1:
+            break
+        fin = start + qf[Q_REM, i] / pr.prefill_rate
+        if fin > t1:
+            busy += t1 - start
+            qf[Q_REM, i] -= (t1 - start) * pr.prefill_rate
+            break
+        busy += fin - start
+        t = fin
+        qf[Q_REM, i] = 0.0
+        fifo_remove(wi, qi, p, i)
+        qf[BUF_T, nbuf] = fin
+        qi[BUF_ID, nbuf] = i
+        nbuf += 1
+        i = wi[W_HEAD, p]
+    wf[W_BUSY, p] = busy / pr.dt
+    return nbuf
+
+
+@kernel
+def advance_transfers(wi, qi, qf, ctr, pr, pod, f_now, t0, t1):
+    """Advance every KV transfer over the step; return how many ended (in the buffer)."""
+    nbuf = 0
+    for k in range(ctr[N_TX]):
+        i = qi[TX_IDS, k]
+        p = qi[Q_P, i]
+        d = qi[Q_D, i]
+        rate = min(pr.bw0 * f_now[pod[p]] / wi[W_NTX, p], pr.bw0 * f_now[pod[d]] / wi[W_NTX, d])
+        start = max(t0, qf[Q_T, i])
+        avail = t1 - start
+        if qf[Q_REM, i] <= rate * avail:
+            qf[BUF_T, nbuf] = start + qf[Q_REM, i] / rate
+            qi[BUF_ID, nbuf] = i
+            nbuf += 1
+        else:
+            qf[Q_REM, i] -= rate * avail
+    return nbuf
+
+
+@kernel
+def sorted_buffer(qi, qf, nbuf):
+    """The buffered (time, id) events in time order (stable: ties keep buffer order)."""
+    order = np.argsort(qf[BUF_T, :nbuf], kind="mergesort")
+    return qi[BUF_ID, :nbuf][order], qf[BUF_T, :nbuf][order]
+
+
+@kernel
+def is_late(qi, qf, pr, i, t):
+    """Has request ``i`` missed the deadline ``t`` under ``sim.timeout_scope``?"""
+    s = qi[Q_STATE, i]
+    if pr.scope == SCOPE_QUEUE:  # only waiting counts; what is in service finishes
+        return s == DWAIT or (s == PQ and qf[Q_REM, i] == qf[Q_PROMPT, i])
+    if pr.scope == SCOPE_E2E:
+        return s != DEC or qf[Q_END, i] > t
+    return s != DEC
+
+
+@kernel
+def check_invariants(wi, load, qi, qf, ctr, cnt, pr, s):
+    """Conservation and non-negativity; the first violating step is kept in ``ctr``."""
+    in_flight = qi.shape[1] - ctr[N_FREE]
+    ok = cnt[ARRIVED] == cnt[COMPLETED] + cnt[TIMED_OUT] + cnt[FAILED] + in_flight
+    count = np.zeros(pr.n_workers, np.int64)  # recount what every worker holds
+    ntx = np.zeros(pr.n_workers, np.int64)
+    n_active = 0
+    for i in range(qi.shape[1]):
+        q = qi[Q_STATE, i]
+        if q == FREE:
+            continue
+        n_active += 1
+        if q == PQ or q == DWAIT or q == TX:
+            count[qi[Q_P, i]] += 1
+        if q >= DWAIT:
+            count[qi[Q_D, i]] += 1
+        if q == TX:
+            ntx[qi[Q_P, i]] += 1
+            ntx[qi[Q_D, i]] += 1
+        if (q == TX or q == PQ) and qf[Q_REM, i] < 0.0:
+            ok = False
+    ok = ok and n_active == in_flight
+    for j in range(pr.n_workers):
+        ok = ok and load[j] == count[j] and wi[W_NTX, j] == ntx[j]
+        ok = ok and 0 <= wi[W_SLOTS, j] <= pr.slots and 0 <= wi[W_DEC, j] <= wi[W_SLOTS, j]
+    if not ok:
+        ctr[ERR] += 1
+        if ctr[ERR_STEP] < 0:
+            ctr[ERR_STEP] = s
+
+
+@kernel
+def advance(
+    wi,
+    wf,
+    count,
+    base,
+    g_min,
+    g_dirty,
+    qi,
+    qf,
+    dl_i,
+    dl_t,
+    hp_i,
+    hp_t,
+    ctr,
+    cnt,
+    win,
+    ts,
+    ts_price,
+    hist,
+    lat_sum,
+    pr,
+    pod,
+    pod_n,
+    s0,
+    s1,
+    arrival,
+    prompt,
+    output,
+    ingress,
+    tie_p,
+    tie_d,
+    f_true,
+    f_obs,
+    labels,
+    fault_ids,
+    down_start,
+    down_end,
+    health,
+    pod_sum,
+):
+    """Advance one scheduler from step ``s0`` to ``s1``; return the arrivals consumed.
+
+    The first 19 arguments are the fields of a :class:`~.structs.State`. ``f_true`` and
+    ``f_obs``: ``[s1 - s0, n_pods]`` true and observed factors; ``labels``:
+    ``[n_refresh, n_workers]``; ``health`` and ``pod_sum`` are scratch arrays.
+    """
+    n_req = arrival.size
+    nxt = 0
+    n_win = win.shape[1]
+    for s in range(s0, s1):
+        t0 = s * pr.dt
+        t1 = (s + 1) * pr.dt
+        w = min(int(t0 / pr.window), n_win - 1)
+        f_now = f_true[s - s0]
+        # 1. hard faults: the worker fails all it holds
+        for k in range(fault_ids.size):
+            x = fault_ids[k]
+            down = 1 if down_start[x] <= t0 < down_end[x] else 0
+            if down == wi[W_DOWN, x]:
+                continue
+            wi[W_DOWN, x] = down
+            if down:
+                for i in range(qi.shape[1]):
+                    q = qi[Q_STATE, i]
+                    on_p = qi[Q_P, i] == x and (q == PQ or q == DWAIT or q == TX)
+                    if q != FREE and (on_p or (qi[Q_D, i] == x and q >= DWAIT)):
+                        detach(wi, count, g_dirty, qi, qf, ctr, pr, pod, i, t0)
+                        resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, False, w)
+        # 2. prices and base scores
+        if pr.health == HEALTH_TRUTH:
+            for j in range(pr.n_workers):
+                bad = f_now[pod[j]] < pr.threshold or wi[W_DOWN, j] != 0
+                health[j] = 1.0 if bad else 0.0
+        elif pr.health == HEALTH_LABELS:
+            r = min(int(t0 / pr.refresh), labels.shape[0] - 1)
+            for j in range(pr.n_workers):
+                health[j] = labels[r, j]
+        else:
+            health[:] = 0.0
+        f_price = f_now if pr.true_bw else f_obs[s - s0]
+        update_prices(wf, base, g_dirty, pr, pod, pod_n, f_price, health, pod_sum)
+        for q in range(pr.n_pods):  # the blend keeps pod means: mean pi = mean raw price
+            ts_price[w, q] += pod_sum[q] / pod_n[q]
+        # 3. decode ends free their slots
+        while ctr[HP_LEN] > 0 and hp_t[0] < t1:
+            end = hp_t[0]
+            i = hp_i[EV_ID, 0]
+            seq = hp_i[EV_SEQ, 0]
+            ctr[HP_LEN] = heap_pop(hp_t, hp_i, ctr[HP_LEN])
+            if qi[Q_SEQ, i] != seq or qi[Q_STATE, i] != DEC:
+                continue  # left earlier (timeout or fault)
+            d = qi[Q_D, i]
+            record_done(qi, qf, ctr, cnt, hist, lat_sum, i, qf[Q_T, i], end)
+            release_slot(wi, count, g_dirty, qi, qf, ctr, pr, pod, d, True, end)
+        # 4. arrivals, routed one by one in arrival order
+        while nxt < n_req and arrival[nxt] < t1:
+            arrive(
+                wi,
+                wf,
+                count,
+                base,
+                g_min,
+                g_dirty,
+                qi,
+                qf,
+                ctr,
+                cnt,
+                win,
+                ts,
+                dl_i,
+                dl_t,
+                pr,
+                pod,
+                arrival[nxt],
+                prompt[nxt],
+                output[nxt],
+                ingress[nxt],
+                tie_p[nxt],
+                tie_d[nxt],
+                w,
+            )
+            nxt += 1
+        # 5. prefill service, then decode routing in order of prefill end
+        nbuf = 0
+        for p in range(pr.n_prefill):
+            if wi[W_HEAD, p] >= 0 and wi[W_DOWN, p] == 0:
+                nbuf = serve_prefill(wi, wf, qi, qf, pr, p, t0, t1, nbuf)
+            else:
+                wf[W_BUSY, p] = 0.0
+        if nbuf > 0:
+            ids, times = sorted_buffer(qi, qf, nbuf)
+            for k in range(nbuf):
+                prefill_done(
+                    wi,
+                    wf,
+                    count,
+                    base,
+                    g_min,
+                    g_dirty,
+                    qi,
+                    qf,
+                    ctr,
+                    cnt,
+                    win,
+                    ts,
+                    hist,
+                    lat_sum,
+                    pr,
+                    pod,
+                    ids[k],
+                    times[k],
+                    w,
+                )
+        # 6. KV transfers
+        nbuf = advance_transfers(wi, qi, qf, ctr, pr, pod, f_now, t0, t1)
+        if nbuf > 0:
+            ids, times = sorted_buffer(qi, qf, nbuf)
+            for k in range(nbuf):
+                i = ids[k]
+                tx_remove(wi, qi, ctr, i)
+                add_count(count, g_dirty, pr, pod, qi[Q_P, i], -1)  # the KV left the prefill worker
+                first_token(wi, wf, qi, qf, ctr, hp_i, hp_t, pr, i, times[k])
+        # 7. deadlines, in arrival order
+        while ctr[DL_LEN] > 0 and dl_t[ctr[DL_HEAD]] < t1:
+            h = ctr[DL_HEAD]
+            i = dl_i[EV_ID, h]
+            seq = dl_i[EV_SEQ, h]
+            t = dl_t[h]
+            ctr[DL_HEAD] = (h + 1) % dl_t.size
+            ctr[DL_LEN] -= 1
+            if qi[Q_SEQ, i] == seq and is_late(qi, qf, pr, i, t):
+                detach(wi, count, g_dirty, qi, qf, ctr, pr, pod, i, t)
+                resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, True, w)
+        for d in range(pr.n_prefill, pr.n_workers):
+            wf[W_BUSY, d] = wi[W_DEC, d] / pr.slots
+        if pr.check:
+            check_invariants(wi, count, qi, qf, ctr, cnt, pr, s)
+    return nxt

@@ -1,0 +1,209 @@
+"""Kernel state as a structure of arrays, declared once.
+
+Fields of the same owner and dtype are rows of one 2-D array (``wi[W_SLOTS, j]`` is
+worker ``j``'s reserved slots, ``qf[Q_ARR, i]`` request ``i``'s arrival time), and kernels
+receive those few arrays explicitly. Why not one NamedTuple argument: Numba increfs and
+decrefs every array of a tuple on each call that is not inlined (an atomic operation
+each); with ~50 arrays that was 330 ns per call and two thirds of the run time.
+
+``State`` (Python side) bundles the arrays of one scheduler; ``Params`` holds the
+scalars of its run.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+# request states
+FREE, PQ, DWAIT, TX, FTWAIT, DEC = 0, 1, 2, 3, 4, 5
+# sim.timeout_scope
+SCOPE_TTFT, SCOPE_QUEUE, SCOPE_E2E = 0, 1, 2
+# health source
+HEALTH_OFF, HEALTH_LABELS, HEALTH_TRUTH = 0, 1, 2
+
+# wi rows (int64 per worker)
+W_HEAD, W_TAIL = 0, 1  # FIFO: prefill queue (prefill workers) or slot wait (decode workers)
+W_SLOTS = 2  # decode slots reserved (transfer, first token, decoding)
+W_DEC = 3  # sequences decoding (compute busy)
+W_NTX = 4  # transfers on the interface
+W_DOWN = 5
+N_WI = 6
+# wf rows (float64 per worker)
+W_BUSY = 0  # compute busy fraction of the last step
+W_UTIL = 1  # its EWMA
+W_TOUT, W_FAIL, W_OUTC = 2, 3, 4  # time-decayed timeout, failure and outcome charges
+W_PI = 5  # risk price after the locational blend
+N_WF = 6
+# qi rows (int64 per request place in the pool)
+Q_ING, Q_TIE, Q_STATE, Q_P, Q_D = 0, 1, 2, 3, 4
+Q_NEXT, Q_PREV = 5, 6  # FIFO links
+Q_TXPOS = 7  # place in the list of active transfers
+Q_SEQ = 8  # arrival sequence number, -1 when free (stale ring/heap entries are skipped)
+Q_WIN = 9  # arrival window, -1 if outside the measured window
+FREE_IDS, TX_IDS, BUF_ID = 10, 11, 12  # free stack, active transfers, per-step scratch
+N_QI = 13
+# qf rows (float64 per request place)
+Q_ARR, Q_PROMPT, Q_OUT = 0, 1, 2
+Q_REM = 3  # prefill tokens, then KV bytes, left
+Q_T = 4  # when it joined its queue / started its transfer / got its first token
+Q_END = 5  # last token
+BUF_T = 6  # per-step scratch: event times
+N_QF = 7
+# ev rows: deadline ring (arrival order is deadline order) and completion heap
+EV_ID, EV_SEQ = 0, 1
+
+# ctr: bookkeeping of the containers
+N_FREE, N_TX, DL_HEAD, DL_LEN, HP_LEN, SEQ, ERR, ERR_STEP, N_CTR = range(9)
+# cnt: outcome counters; *_M are over requests arriving in the measured window
+(
+    ARRIVED,
+    COMPLETED,
+    TIMED_OUT,
+    FAILED,
+    ARRIVED_M,
+    COMPLETED_M,
+    TIMED_OUT_M,
+    FAILED_M,
+    DECISIONS,
+    N_CNT,
+) = range(10)
+# win rows (by arrival window), ts rows (by window and pod), hist rows
+WIN_ARR, WIN_FAIL = 0, 1
+TS_ROUTED, TS_FAIL = 0, 1
+H_TTFT, H_E2E = 0, 1
+
+# latency histograms: log-spaced bins, HIST_PER_DECADE per decade from HIST_LO seconds
+HIST_LO, HIST_PER_DECADE, HIST_BINS = 1e-4, 200, 1800
+
+
+class Params(NamedTuple):
+    dt: float
+    timeout: float
+    scope: int
+    prefill_rate: float  # tokens/s
+    tpot: float
+    slots: int
+    bw0: float
+    kv_bytes: float
+    decay: float  # EWMA factor per step, 0.5 ** (dt / halflife)
+    alpha: float
+    beta: float  # 0 when the scheduler does not observe bandwidth
+    gamma: float
+    eta: float
+    kappa: float
+    lambda_f: float  # 0 for schedulers without a health penalty
+    lambda_r: float  # 0 for schedulers without a risk price
+    lambda_p: float
+    cross_pod_cost: float
+    health: int  # HEALTH_OFF / HEALTH_LABELS / HEALTH_TRUTH
+    true_bw: int  # 1: the price sees the true factor (oracle), 0: the observed one
+    threshold: float
+    prefill_load_scale: float  # mean prefill time / timeout
+    refresh: float
+    warmup: float
+    measure_end: float
+    window: float
+    n_pods: int
+    n_prefill: int
+    n_workers: int
+    check: int  # 1: verify conservation and non-negativity at every step
+    incremental: int  # 1: route through per-pod cached minima, 0: full scan (same choices)
+
+
+class State(NamedTuple):
+    wi: np.ndarray  # int64[N_WI, n_workers]
+    wf: np.ndarray  # float64[N_WF, n_workers]
+    # the two inputs of every routing decision, kept apart so kernels get them as 1-D arrays
+    count: np.ndarray  # int64: load numerator: prefill queued+serving+KV unsent; decode
+    #                    slots used + waiting
+    base: np.ndarray  # float64: lambda_f * health + lambda_r * price, fixed within a step
+    g_min: np.ndarray  # float64[2, n_pods]: cached lowest score per role and pod
+    g_dirty: np.ndarray  # int64[2, n_pods]: 1 where the cache is stale
+    qi: np.ndarray  # int64[N_QI, capacity]
+    qf: np.ndarray  # float64[N_QF, capacity]
+    dl_i: np.ndarray  # int64[2, ring]: deadline ring ids and sequence numbers
+    dl_t: np.ndarray  # float64[ring]: deadlines
+    hp_i: np.ndarray  # int64[2, heap]: completion heap ids and sequence numbers
+    hp_t: np.ndarray  # float64[heap]: decode ends
+    ctr: np.ndarray  # int64[N_CTR]
+    cnt: np.ndarray  # int64[N_CNT]
+    win: np.ndarray  # int64[2, n_win]: arrivals and failures by arrival window
+    ts: np.ndarray  # int64[2, n_win, n_pods]: routing decisions and failures charged
+    ts_price: np.ndarray  # float64[n_win, n_pods]: sum over steps of the pod mean price
+    hist: np.ndarray  # int64[2, HIST_BINS]: TTFT and e2e of completed measured requests
+    lat_sum: np.ndarray  # float64[2]: their sums (for the means)
+
+
+def new_state(n_workers: int, n_pods: int, n_win: int, capacity: int) -> State:
+    i8, f8 = np.int64, np.float64
+    cap = max(int(capacity), 16)
+    wi = np.zeros((N_WI, n_workers), i8)
+    wi[[W_HEAD, W_TAIL]] = -1
+    qi = np.zeros((N_QI, cap), i8)
+    qi[[Q_NEXT, Q_PREV, Q_SEQ]] = -1
+    qi[FREE_IDS] = np.arange(cap)[::-1]
+    ctr = np.zeros(N_CTR, i8)
+    ctr[N_FREE] = cap
+    ctr[ERR_STEP] = -1
+    return State(
+        wi=wi,
+        wf=np.zeros((N_WF, n_workers), f8),
+        count=np.zeros(n_workers, i8),
+        base=np.zeros(n_workers, f8),
+        g_min=np.zeros((2, n_pods), f8),
+        g_dirty=np.ones((2, n_pods), i8),
+        qi=qi,
+        qf=np.zeros((N_QF, cap), f8),
+        dl_i=np.zeros((2, cap), i8),
+        dl_t=np.zeros(cap, f8),
+        hp_i=np.zeros((2, cap), i8),
+        hp_t=np.zeros(cap, f8),
+        ctr=ctr,
+        cnt=np.zeros(N_CNT, i8),
+        win=np.zeros((2, n_win), i8),
+        ts=np.zeros((2, n_win, n_pods), i8),
+        ts_price=np.zeros((n_win, n_pods), f8),
+        hist=np.zeros((2, HIST_BINS), i8),
+        lat_sum=np.zeros(2, f8),
+    )
+
+
+def _widen(arr: np.ndarray, size: int) -> np.ndarray:
+    out = np.zeros(arr.shape[:-1] + (size,), arr.dtype)
+    out[..., : arr.shape[-1]] = arr
+    return out
+
+
+def grow(state: State, need: int) -> State:
+    """A state whose pool, deadline ring and heap each have room for ``need`` more requests.
+
+    Each request takes one pool place, one ring entry and at most one heap entry, so the
+    engine calls this before every block with the block's arrival count: memory follows
+    the number of requests in flight, not the length of the run.
+    """
+    ctr = state.ctr
+    changes = {}
+    cap = state.qi.shape[1]
+    if ctr[N_FREE] < need:
+        new_cap = max(2 * cap, cap - ctr[N_FREE] + need + 16)
+        qi = _widen(state.qi, new_cap)
+        qi[[Q_NEXT, Q_PREV, Q_SEQ], cap:] = -1
+        nf = ctr[N_FREE]
+        qi[FREE_IDS, nf : nf + new_cap - cap] = np.arange(cap, new_cap)[::-1]
+        ctr[N_FREE] = nf + new_cap - cap
+        changes.update(qi=qi, qf=_widen(state.qf, new_cap))
+    ring = state.dl_t.size
+    if ring - ctr[DL_LEN] < need:
+        new_r = max(2 * ring, ctr[DL_LEN] + need + 16)
+        order = (ctr[DL_HEAD] + np.arange(ctr[DL_LEN])) % ring  # unwrap the ring
+        changes.update(
+            dl_i=_widen(state.dl_i[:, order], new_r), dl_t=_widen(state.dl_t[order], new_r)
+        )
+        ctr[DL_HEAD] = 0
+    heap = state.hp_t.size
+    if heap - ctr[HP_LEN] < need:
+        new_h = max(2 * heap, ctr[HP_LEN] + need + 16)
+        changes.update(hp_i=_widen(state.hp_i, new_h), hp_t=_widen(state.hp_t, new_h))
+    return state._replace(**changes) if changes else state

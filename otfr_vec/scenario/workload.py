@@ -1,0 +1,118 @@
+"""Request arrivals: synthetic distributions, drawn block by block.
+
+The workload is generated in fixed blocks of ``BLOCK_S`` simulated seconds, each from its
+own seeded stream, so memory stays bounded by one block whatever the run length, and a
+block's requests do not depend on ``sim.dt`` or on how the engine slices the run.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import rng
+
+BLOCK_S = 10.0  # simulated seconds of arrivals per generated block
+TIE_RANGE = 2**31  # tie-break draws are uniform integers in [0, TIE_RANGE)
+
+
+class Requests(NamedTuple):
+    """Arrivals of one block, in arrival order (structure of arrays)."""
+
+    arrival: np.ndarray  # float64, s
+    prompt: np.ndarray  # float64, tokens (whole numbers >= 1)
+    output: np.ndarray  # float64, tokens (whole numbers >= 1)
+    ingress: np.ndarray  # int64, pod the request enters at
+    tie_prefill: np.ndarray  # int64, seeded offset where the prefill argmin scan starts
+    tie_decode: np.ndarray  # int64, the same for the decode decision
+
+    @staticmethod
+    def concat(parts: list[Requests]) -> Requests:
+        return Requests(*(np.concatenate(cols) for cols in zip(*parts, strict=True)))
+
+    def take(self, sl) -> Requests:
+        return Requests(*(col[sl] for col in self))
+
+    def __len__(self) -> int:  # type: ignore[override]
+        return self.arrival.size
+
+
+def offered_rate(cfg, n_prefill: int) -> float:
+    """Requests/s: ``workload.rate``, or ``workload.load`` x the prefill capacity."""
+    wl = cfg.workload
+    if wl.rate is not None:
+        return float(wl.rate)
+    return wl.load * n_prefill * cfg.service.prefill_tokens_per_s / wl.prompt_mean
+
+
+def draw_sizes(g: np.random.Generator, dist: str, mean: float, sigma: float, cap: float, n: int):
+    """Token counts: whole numbers in [1, cap] from ``dist`` with parameter mean ``mean``."""
+    if dist == "constant":
+        x = np.full(n, mean)
+    elif dist == "exponential":
+        x = g.exponential(mean, n)
+    else:  # lognormal with the given mean: mu = ln(mean) - sigma^2 / 2
+        x = g.lognormal(np.log(mean) - 0.5 * sigma**2, sigma, n)
+    return np.clip(np.rint(x), 1.0, max(1.0, np.floor(cap)))
+
+
+def _finish(g: np.random.Generator, arrival, prompt, output, n_pods: int) -> Requests:
+    n = arrival.size
+    return Requests(
+        arrival,
+        prompt,
+        output,
+        g.integers(0, n_pods, n, dtype=np.int64),
+        g.integers(0, TIE_RANGE, n, dtype=np.int64),
+        g.integers(0, TIE_RANGE, n, dtype=np.int64),
+    )
+
+
+class SyntheticWorkload:
+    """Poisson arrivals at ``rate`` with independent prompt and output sizes."""
+
+    def __init__(self, cfg, n_prefill: int):
+        self.cfg = cfg
+        self.rate = offered_rate(cfg, n_prefill)
+
+    def block(self, b: int) -> Requests:
+        wl, seed = self.cfg.workload, self.cfg.sim.seed
+        g = rng.generator(seed, rng.WORKLOAD, b)
+        n = g.poisson(self.rate * BLOCK_S)
+        arrival = np.sort(b * BLOCK_S + g.random(n) * BLOCK_S)
+        prompt = draw_sizes(g, wl.prompt_dist, wl.prompt_mean, wl.prompt_sigma, wl.prompt_max, n)
+        output = draw_sizes(g, wl.output_dist, wl.output_mean, wl.output_sigma, wl.output_max, n)
+        return _finish(g, arrival, prompt, output, self.cfg.cluster.pods)
+
+    def mean_prompt(self) -> float:
+        return float(self.cfg.workload.prompt_mean)
+
+
+def make_workload(cfg, n_prefill: int):
+    if cfg.workload.kind == "trace":
+        from .trace import TraceWorkload
+
+        return TraceWorkload(cfg, n_prefill)
+    return SyntheticWorkload(cfg, n_prefill)
+
+
+class Stream:
+    """Serves the arrivals before a horizon, generating blocks as needed."""
+
+    def __init__(self, workload):
+        self.workload = workload
+        self.next_block = 0
+        self.pending = _finish(np.random.default_rng(0), *(np.empty(0),) * 3, 1)
+
+    def until(self, horizon: float) -> Requests:
+        """All not-yet-served arrivals; guaranteed to include every one before ``horizon``."""
+        parts = [self.pending]
+        while self.next_block * BLOCK_S < horizon:
+            parts.append(self.workload.block(self.next_block))
+            self.next_block += 1
+        self.pending = Requests.concat(parts)
+        return self.pending
+
+    def consume(self, n: int) -> None:
+        self.pending = self.pending.take(slice(n, None))
