@@ -106,8 +106,8 @@ def resilience_index(
         success = 1.0 - win_fail / win_arr
     pre = (starts >= warmup) & (starts + window <= onset) & (win_arr > 0)
     post = (starts >= onset) & (starts + window <= measure_end) & (win_arr > 0)
-    if not pre.any() or not post.any():
-        return float("nan")
+    if not pre.any() or not post.any() or success[pre].mean() == 0:
+        return float("nan")  # no baseline to compare with (e.g. everything failed before onset)
     return float(success[post].mean() / success[pre].mean())
 
 

@@ -36,10 +36,15 @@ class WorkloadConfig:
     output_sigma: float = 0.8
     output_max: float = 4096.0
     # trace replay (kind=trace)
-    trace: str | None = None  # path to an Azure CSV or Mooncake JSONL trace
+    # a path to an Azure CSV or Mooncake JSONL trace, or a packaged trace name
+    # (azure_code, azure_conv, mooncake_conversation; see otfr_vec/data/traces/SOURCES.md)
+    trace: str | None = None
     trace_format: str = "auto"  # auto | azure | mooncake
     trace_speedup: float = 1.0  # arrival times are divided by this
     trace_rate: float | None = None  # if set, scale the trace to this mean rate (req/s)
+    # if set, scale the trace to this offered prefill load (like workload.load), so one
+    # setting follows the cluster size and the trace's own mean prompt
+    trace_load: float | None = None
     trace_start: float = 0.0  # window into the trace, seconds from its first arrival
     trace_end: float | None = None
     trace_loop: bool = True  # loop the window until sim.duration; false: stop at its end

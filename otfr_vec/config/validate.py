@@ -44,6 +44,7 @@ RANGES = {
     "workload.output_max": (1, None, False, False),
     "workload.trace_speedup": (0, None, True, False),
     "workload.trace_rate": (0, None, True, False),
+    "workload.trace_load": (0, None, True, False),
     "workload.trace_start": (0, None, False, False),
     "service.prefill_tokens_per_s": (0, None, True, False),
     "service.decode_slots": (1, None, False, False),
@@ -172,6 +173,14 @@ def _relation_errors(cfg):
             )
     if wl.kind == "trace" and not wl.trace:
         errors.append("workload.trace=None: workload.kind=trace needs a trace file path")
+    scalings = [k for k in ("trace_rate", "trace_load") if getattr(wl, k) is not None]
+    if wl.trace_speedup != 1:
+        scalings.append("trace_speedup")
+    if len(scalings) > 1:
+        errors.append(
+            ", ".join(f"workload.{k}={getattr(wl, k)!r}" for k in scalings)
+            + ": give one way to scale the trace"
+        )
     if wl.trace_end is not None and wl.trace_end <= wl.trace_start:
         errors.append(
             f"workload.trace_end={wl.trace_end!r}: must be larger than "
@@ -193,6 +202,10 @@ def validate(cfg):
     errors = _range_errors(cfg)
     if not errors:  # relations assume each value is in range
         errors = _relation_errors(cfg)
+    if not errors and cfg.workload.kind == "trace":  # reads the file: only for a sane config
+        from ..scenario.trace import trace_errors
+
+        errors = trace_errors(cfg.workload)
     if errors:
         head = "invalid configuration" if len(errors) > 1 else "invalid configuration value"
         raise ConfigError(head + ":\n  " + "\n  ".join(errors))
