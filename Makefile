@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint format bench clean
+.PHONY: help install sweep run report test test-fast lint format bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -17,6 +17,12 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install otfr_vec with its dev tools
+
+sweep: $(STAMP)  ## the main job: the severity grid (r x scheduler x 4 seeds, ~2.5 min on 2 cores) into outputs/severity.zarr
+	$(BIN)/python -m otfr_vec.sweep +grid=severity $(ARGS)
+
+report: $(STAMP)  ## figures and REPORT.md from the stores in outputs/ (into outputs/report)
+	$(BIN)/python -m otfr_vec.report $(wildcard outputs/*.zarr) --out outputs/report
 
 run: $(STAMP)  ## simulate the default scenario (32 x 32 workers, r = 0.10) for all five schedulers
 	$(BIN)/python -m otfr_vec.run $(ARGS)

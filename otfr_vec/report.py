@@ -502,6 +502,14 @@ def open_store(path: str) -> xr.Dataset:
         raise SystemExit(f"error: {path}: not a Zarr store readable by xarray ({err})") from None
     if "failure_rate" not in ds or "scheduler" not in ds.dims:
         raise SystemExit(f"error: {path}: not an otfr_vec store (no failure_rate by scheduler)")
+    if "done" in ds:  # a sweep still running or interrupted: use finished cells only
+        done = ds["done"].load()
+        if not bool(done.any()):
+            raise SystemExit(f"error: {path}: no finished cell yet")
+        if not bool(done.all()):
+            print(f"note: {path}: {int(done.sum())} of {done.size} cells finished; "
+                  "the report uses those", file=sys.stderr)
+            ds = ds.where(done)
     return ds
 
 
