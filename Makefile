@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install sweep run report test test-fast lint format bench clean
+.PHONY: help install sweep run report paper test test-fast lint format bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ sweep: $(STAMP)  ## the main job: the severity grid (r x scheduler x 4 seeds, ~2
 
 report: $(STAMP)  ## figures and REPORT.md from the stores in outputs/ (into outputs/report)
 	$(BIN)/python -m otfr_vec.report $(wildcard outputs/*.zarr) --out outputs/report
+
+paper: $(STAMP)  ## every result R1-R10 from scratch into outputs/paper (~25 min on 2 cores; FRESH=1 restarts)
+	PY=$(BIN)/python bash sweeps/paper.sh
 
 run: $(STAMP)  ## simulate the default scenario (32 x 32 workers, r = 0.10) for all five schedulers
 	$(BIN)/python -m otfr_vec.run $(ARGS)
