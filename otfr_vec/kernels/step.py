@@ -373,29 +373,39 @@ def arrive(
 
 
 @kernel
-def serve_prefill(wi, wf, qi, qf, pr, p, t0, t1, nbuf):
-    """Serve worker ``p``'s FIFO over ``[t0, t1)``; append prefill ends to the buffer."""
-    t = t0
-    busy = 0.0
-    i = wi[W_HEAD, p]
-    while i >= 0:
-        start = max(t, qf[Q_T, i])
-        if start >= t1:
-            break
-        fin = start + qf[Q_REM, i] / pr.prefill_rate
-        if fin > t1:
-            busy += t1 - start
-            qf[Q_REM, i] -= (t1 - start) * pr.prefill_rate
-            break
-        busy += fin - start
-        t = fin
-        qf[Q_REM, i] = 0.0
-        fifo_remove(wi, qi, p, i)
-        qf[BUF_T, nbuf] = fin
-        qi[BUF_ID, nbuf] = i
-        nbuf += 1
+def serve_prefill(wi, wf, qi, qf, pr, t0, t1):
+    """Serve every prefill FIFO exactly over ``[t0, t1)``; buffer the prefill ends.
+
+    One call per step, looping over workers inside: a call per worker passed four arrays
+    each time, and their reference counting (atomics) was the largest single cost of a
+    default run (benchmarks/PROFILE.md). Returns how many prefills ended.
+    """
+    nbuf = 0
+    for p in range(pr.n_prefill):
         i = wi[W_HEAD, p]
-    wf[W_BUSY, p] = busy / pr.dt
+        if i < 0 or wi[W_DOWN, p] != 0:
+            wf[W_BUSY, p] = 0.0
+            continue
+        t = t0
+        busy = 0.0
+        while i >= 0:
+            start = max(t, qf[Q_T, i])
+            if start >= t1:
+                break
+            fin = start + qf[Q_REM, i] / pr.prefill_rate
+            if fin > t1:
+                busy += t1 - start
+                qf[Q_REM, i] -= (t1 - start) * pr.prefill_rate
+                break
+            busy += fin - start
+            t = fin
+            qf[Q_REM, i] = 0.0
+            fifo_remove(wi, qi, p, i)
+            qf[BUF_T, nbuf] = fin
+            qi[BUF_ID, nbuf] = i
+            nbuf += 1
+            i = wi[W_HEAD, p]
+        wf[W_BUSY, p] = busy / pr.dt
     return nbuf
 
 
@@ -420,10 +430,28 @@ def advance_transfers(wi, qi, qf, ctr, pr, pod, f_now, t0, t1):
 
 
 @kernel
-def sorted_buffer(qi, qf, nbuf):
-    """The buffered (time, id) events in time order (stable: ties keep buffer order)."""
-    order = np.argsort(qf[BUF_T, :nbuf], kind="mergesort")
-    return qi[BUF_ID, :nbuf][order], qf[BUF_T, :nbuf][order]
+def sort_buffer(qi, qf, nbuf):
+    """Sort the buffered (time, id) events by time, in place and stably (ties keep
+    buffer order).
+
+    A step buffers a few dozen events, in runs already sorted (one run per worker), so
+    an insertion sort wins over an argsort that allocates three arrays twice per step.
+    """
+    if nbuf > 256:  # large clusters: O(n log n)
+        order = np.argsort(qf[BUF_T, :nbuf], kind="mergesort")
+        qi[BUF_ID, :nbuf] = qi[BUF_ID, :nbuf][order]
+        qf[BUF_T, :nbuf] = qf[BUF_T, :nbuf][order]
+        return
+    for k in range(1, nbuf):
+        t = qf[BUF_T, k]
+        i = qi[BUF_ID, k]
+        m = k
+        while m > 0 and qf[BUF_T, m - 1] > t:
+            qf[BUF_T, m] = qf[BUF_T, m - 1]
+            qi[BUF_ID, m] = qi[BUF_ID, m - 1]
+            m -= 1
+        qf[BUF_T, m] = t
+        qi[BUF_ID, m] = i
 
 
 @kernel
@@ -552,7 +580,7 @@ def advance(
         f_price = f_now if pr.true_bw else f_obs[s - s0]
         update_prices(wf, base, g_dirty, pr, pod, pod_n, f_price, health, pod_sum)
         for q in range(pr.n_pods):  # the blend keeps pod means: mean pi = mean raw price
-            ts_price[w, q] += pod_sum[q] / pod_n[q]
+            ts_price[w, q] += pod_sum[q]
         # 3. decode ends free their slots
         while ctr[HP_LEN] > 0 and hp_t[0] < t1:
             end = hp_t[0]
@@ -593,14 +621,9 @@ def advance(
             )
             nxt += 1
         # 5. prefill service, then decode routing in order of prefill end
-        nbuf = 0
-        for p in range(pr.n_prefill):
-            if wi[W_HEAD, p] >= 0 and wi[W_DOWN, p] == 0:
-                nbuf = serve_prefill(wi, wf, qi, qf, pr, p, t0, t1, nbuf)
-            else:
-                wf[W_BUSY, p] = 0.0
+        nbuf = serve_prefill(wi, wf, qi, qf, pr, t0, t1)
         if nbuf > 0:
-            ids, times = sorted_buffer(qi, qf, nbuf)
+            sort_buffer(qi, qf, nbuf)
             for k in range(nbuf):
                 prefill_done(
                     wi,
@@ -619,19 +642,19 @@ def advance(
                     lat_sum,
                     pr,
                     pod,
-                    ids[k],
-                    times[k],
+                    qi[BUF_ID, k],
+                    qf[BUF_T, k],
                     w,
                 )
         # 6. KV transfers
         nbuf = advance_transfers(wi, qi, qf, ctr, pr, pod, f_now, t0, t1)
         if nbuf > 0:
-            ids, times = sorted_buffer(qi, qf, nbuf)
+            sort_buffer(qi, qf, nbuf)
             for k in range(nbuf):
-                i = ids[k]
+                i = qi[BUF_ID, k]
                 tx_remove(wi, qi, ctr, i)
                 add_count(count, g_dirty, pr, pod, qi[Q_P, i], -1)  # the KV left the prefill worker
-                first_token(wi, wf, qi, qf, ctr, hp_i, hp_t, pr, i, times[k])
+                first_token(wi, wf, qi, qf, ctr, hp_i, hp_t, pr, i, qf[BUF_T, k])
         # 7. deadlines, in arrival order
         while ctr[DL_LEN] > 0 and dl_t[ctr[DL_HEAD]] < t1:
             h = ctr[DL_HEAD]

@@ -1,0 +1,1 @@
+"""Benchmarks of otfr_vec: ``python -m benchmarks`` (see benchmarks/run.py)."""

@@ -1,0 +1,90 @@
+"""Simulator throughput, peak memory, and the pure-Python reference as a speed baseline.
+
+Each cluster size runs in a fresh subprocess (``python -m benchmarks.simulate N ...``)
+so its peak resident memory (``ru_maxrss``: numba's allocations are invisible to
+tracemalloc) belongs to that size alone. The kernels are warmed on a tiny run first
+(compiled or loaded from numba's cache), then the timed run simulates every scheduler
+on one thread.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+
+from otfr_vec import make_config
+from otfr_vec.engine import run
+from otfr_vec.kernels.structs import ARRIVED
+
+# the default scenario, shortened: degradation moved into the shorter run
+SHORT = ["sim.warmup=5", "degradation.onset=10", "degradation.duration=15"]
+
+
+def overrides(workers: int, duration: float) -> list[str]:
+    side = int(round(workers**0.5))
+    if side * side != workers:
+        raise ValueError(f"--sim-workers: {workers} is not a square (pods x workers per pod)")
+    return [
+        f"cluster.pods={side}",
+        f"cluster.workers_per_pod={side}",
+        f"sim.duration={duration}",
+        *SHORT,
+    ]
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def measure(workers: int, duration: float, repeats: int) -> dict:
+    """Run in this process: throughput of the kernels at one size (all five schedulers)."""
+    run(make_config(["cluster.pods=2", "cluster.workers_per_pod=4", *overrides(4, 10.0)[2:]]))
+    rss_warm = _rss_mib()
+    cfg = make_config(overrides(workers, duration))
+    walls = []
+    for _ in range(repeats):
+        res = run(cfg)
+        walls.append(res.wall_s)
+    n_sched = len(res.states)
+    requests = sum(int(st.cnt[ARRIVED]) for st in res.states.values())
+    steps = res.scenario.n_steps * res.scenario.layout.n_workers * n_sched
+    return {
+        "workers": workers,
+        "duration": duration,
+        "schedulers": n_sched,
+        "requests": requests,
+        "worker_steps": steps,
+        "wall": walls,
+        "rss_warm_mib": rss_warm,
+        "rss_peak_mib": _rss_mib(),
+    }
+
+
+def in_subprocess(workers: int, duration: float, repeats: int) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.simulate", str(workers), str(duration), str(repeats)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def reference_pair(workers: int, duration: float, scheduler: str, repeats: int) -> dict:
+    """Simulated requests/s of the reference and of the kernels, same run, same process."""
+    from otfr_vec.reference import run_reference
+
+    cfg = make_config([*overrides(workers, duration), f"schedulers=[{scheduler}]"])
+    kern, ref = [], []
+    for _ in range(repeats):
+        res = run(cfg)
+        kern.append(res.wall_s)
+        t0 = time.perf_counter()
+        run_reference(cfg, scheduler)
+        ref.append(time.perf_counter() - t0)
+    n_req = int(res.states[scheduler].cnt[ARRIVED])  # the reference simulates the same ones
+    return {"requests": n_req, "kernel_wall": kern, "ref_wall": ref}
+
+
+if __name__ == "__main__":
+    n, d, rep = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+    print(json.dumps(measure(n, d, rep)))
