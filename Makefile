@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install sweep run report paper test test-fast lint format bench clean
+.PHONY: help install sweep run report paper test test-fast lint format bench update-baseline clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,12 @@ lint: $(STAMP)  ## ruff lint and format check
 
 format: $(STAMP)  ## ruff autoformat
 	$(BIN)/ruff format otfr_vec tests benchmarks
+
+bench: $(STAMP)  ## decision latency, simulator throughput, pure-Python reference; writes benchmarks/RESULTS.md (~80 s)
+	$(BIN)/python -m benchmarks $(ARGS)
+
+update-baseline: $(STAMP)  ## refresh tests/baselines/metrics.json after an intended change of results (say why in the commit)
+	$(BIN)/python benchmarks/update_baseline.py
 
 clean:  ## remove caches and outputs (keeps .venv)
 	rm -rf outputs .pytest_cache .hypothesis .ruff_cache

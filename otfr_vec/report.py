@@ -460,20 +460,63 @@ def r8(ds, out):
     )
 
 
+def read_md_table(text: str, heading: str) -> list[dict]:
+    """The first Markdown table after the line starting with ``heading``, as dicts."""
+    lines = text.splitlines()
+    at = next((i for i, ln in enumerate(lines) if ln.startswith(heading)), None)
+    if at is None:
+        return []
+    block = []
+    for ln in lines[at + 1 :]:
+        if ln.startswith("|"):
+            block.append(ln)
+        elif block:
+            break
+    rows = [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in block]
+    if len(rows) < 3:
+        return []
+    return [dict(zip(rows[0], r, strict=False)) for r in rows[2:]]
+
+
+def median_of(cell: str) -> float:
+    """``'1,511.3 [1,506.7-1,511.5]'`` -> 1511.3."""
+    return float(cell.split("[")[0].replace(",", "").strip())
+
+
 def r10(results_md: Path, out):
-    """Decision overhead, read from the benchmark results (benchmarks/RESULTS.md)."""
-    path = results_md.with_suffix(".json")
-    if not path.exists():
-        raise Skip(f"no benchmark results at {path} (run `make bench`)")
-    res = json.loads(path.read_text())
-    rows = res.get("decision", [])
+    """Decision overhead, read from the benchmark results (``make bench``)."""
+    if not results_md.exists():
+        raise Skip(f"no benchmark results at {results_md} (run `make bench`)")
+    text = results_md.read_text()
+    rows = [r for r in read_md_table(text, "## Decision latency") if r.get("scheduler") == HYBRID]
     if not rows:
-        raise Skip(f"{path} has no `decision` table")
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
-    meta = ", ".join(f"{k}: {v}" for k, v in res.get("machine", {}).items())
-    return f"From `{results_md}` ({meta}):\n\n" + "\n".join(lines)
+        raise Skip(f"{results_md} has no decision-latency table for {HYBRID}")
+    variants = [
+        c
+        for c in rows[0]
+        if c not in ("targets", "scheduler") and "x" not in c.split() and c != "rebuild"
+    ]
+    n = np.array([int(r["targets"].replace(",", "")) for r in rows])
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for v in variants:
+        ax.loglog(n, [median_of(r[v]) for r in rows], marker="o", label=v)
+    ax.axhline(1e6, color="k", ls="--", lw=1, label="the study: ~1 ms")
+    ax.set_xlabel("targets")
+    ax.set_ylabel(f"ns per {HYBRID} decision (median)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "R10_decision.png", dpi=110)
+    plt.close(fig)
+    head = [ln for ln in text.splitlines() if ln.startswith("- ")][:4]
+    cols = ["targets", *variants]
+    table_md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    table_md += ["| " + " | ".join(r[c] for c in cols) + " |" for r in rows]
+    return (
+        f"![R10](R10_decision.png)\n\nFrom `{results_md}` (ns per decision, median "
+        "[min-max]):\n\n" + "\n".join(head) + "\n\n" + "\n".join(table_md)
+    )
 
 
 RESULTS = [
@@ -507,8 +550,11 @@ def open_store(path: str) -> xr.Dataset:
         if not bool(done.any()):
             raise SystemExit(f"error: {path}: no finished cell yet")
         if not bool(done.all()):
-            print(f"note: {path}: {int(done.sum())} of {done.size} cells finished; "
-                  "the report uses those", file=sys.stderr)
+            print(
+                f"note: {path}: {int(done.sum())} of {done.size} cells finished; "
+                "the report uses those",
+                file=sys.stderr,
+            )
             ds = ds.where(done)
     return ds
 

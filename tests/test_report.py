@@ -1,6 +1,7 @@
 """The report on tiny stores: every figure and table, skips, and clear failures."""
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,3 +92,12 @@ def test_reduction_ci_pooled_and_bracketing():
     b = np.array([10.0, 20.0, 30.0, 20.0])
     p, lo, hi = reduction_ci(h, b)
     assert p == pytest.approx(0.9) and lo <= p <= hi
+
+
+def test_decision_overhead_from_benchmark_results(stores, tmp_path):
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "RESULTS.md"
+    report, skipped = build_report([stores[0]], tmp_path, bench)
+    assert not any(s.startswith("R10") for s in skipped), skipped
+    text = report.read_text()
+    assert "## R10:" in text and "pure Python" in text
+    assert (tmp_path / "R10_decision.png").stat().st_size > 10_000
