@@ -81,9 +81,9 @@ def make_scenario(cfg) -> Scenario:
 
 
 def make_params(
-    cfg, scheduler: str, layout: Layout, check: bool = False, incremental: bool = True
+    cfg, scheduler: str, sc: Scenario, check: bool = False, incremental: bool = True
 ) -> Params:
-    pol = POLICIES[scheduler]
+    pol, layout = POLICIES[scheduler], sc.layout
     pr, wt, sim = cfg.price, cfg.weights, cfg.sim
     sees_bw = pol.true_bw or cfg.telemetry.mode != "none"
     return Params(
@@ -108,7 +108,9 @@ def make_params(
         health=pol.health,
         true_bw=int(pol.true_bw),
         threshold=float(cfg.health.threshold),
-        prefill_load_scale=(cfg.workload.prompt_mean / cfg.service.prefill_tokens_per_s)
+        # a queued prefill's load: the workload's mean prefill time (the trace's own mean
+        # prompt for a replay) as a share of the deadline
+        prefill_load_scale=(sc.workload.mean_prompt() / cfg.service.prefill_tokens_per_s)
         / sim.timeout,
         refresh=float(cfg.health.refresh),
         warmup=float(sim.warmup),
@@ -140,7 +142,7 @@ def run(
     sc = make_scenario(cfg)
     lay = sc.layout
     scheds = list(cfg.schedulers)
-    params = {s: make_params(cfg, s, lay, check, incremental) for s in scheds}
+    params = {s: make_params(cfg, s, sc, check, incremental) for s in scheds}
     states = {s: new_state(lay.n_workers, lay.n_pods, sc.n_win, 1024) for s in scheds}
     scratch = {s: (np.zeros(lay.n_workers), np.zeros(lay.n_pods)) for s in scheds}
     pod_n = np.bincount(lay.pod, minlength=lay.n_pods).astype(np.float64)
