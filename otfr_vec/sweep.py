@@ -32,7 +32,7 @@ from .config import CONF_DIR, Config, ConfigError, validate
 from .config.sweep_schema import flatten
 
 SWEEP_KEYS = ("sweep", "dask", "store")  # not part of a cell's scenario configuration
-TARGET_TASK_S = 2.0  # auto batching: cells per task so one task takes about this long
+TARGET_TASK_S = 0.5  # auto batching: cells per task so one task takes about this long
 
 
 class Plan(NamedTuple):
