@@ -385,9 +385,10 @@ def r6(ds, out):
 
 
 def r7(ds, out):
-    dims = [d for d in swept_dims(ds) if str(d).split(".")[0] in ("cluster", "workload")]
+    keys = ("cluster.pods", "cluster.workers_per_pod", "workload.load", "workload.rate")
+    dims = [d for d in swept_dims(ds) if d in keys]
     if not dims:
-        raise Skip("needs a swept cluster size or load (`cluster.*` / `workload.*`)")
+        raise Skip(f"needs a swept cluster size or load ({', '.join(keys)})")
     parts = []
     for d in dims:
         name = f"R7_stress_{str(d).split('.')[-1]}.png"
@@ -397,9 +398,11 @@ def r7(ds, out):
 
 
 def r9(ds, out):
-    dims = [d for d in swept_dims(ds) if "workload" in str(d) or "kv_bytes" in str(d)]
+    keys = ("workload.kind", "workload.trace", "workload.prompt_dist", "workload.output_dist",
+            "workload.prompt_mean", "network.kv_bytes_per_token")
+    dims = [d for d in swept_dims(ds) if d in keys]
     if not dims:
-        raise Skip("needs a swept `workload.*` or `network.kv_bytes_per_token`")
+        raise Skip(f"needs a swept request distribution or KV size ({', '.join(keys)})")
     parts = []
     for d in dims:
         name = f"R9_workload_{str(d).split('.')[-1]}.png"
