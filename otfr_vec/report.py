@@ -122,6 +122,25 @@ def collapse(da: xr.DataArray, keep: list[str]) -> xr.DataArray:
     return da
 
 
+def at_defaults(ds: xr.Dataset, keep: list[str]) -> xr.Dataset:
+    """``ds`` with every swept dimension not in ``keep`` at its configuration default.
+
+    A dimension whose default value was not swept is averaged instead.
+    """
+    from omegaconf import OmegaConf
+
+    from .config.schema import Config
+
+    defaults = OmegaConf.structured(Config)
+    for d in swept_dims(ds):
+        if d in keep:
+            continue
+        value = OmegaConf.select(defaults, str(d))
+        hit = [v for v in ds[d].values if value is not None and v == value]
+        ds = ds.sel({d: hit[0]}) if hit else ds.mean(d)
+    return ds
+
+
 def with_seed(da: xr.DataArray) -> xr.DataArray:
     return da if "seed" in da.dims else da.expand_dims(seed=[0])
 
@@ -198,6 +217,7 @@ def plot_lines(ds, metric, xdim, path, ylabel, log=False, schedulers=None, facet
         ax.set_ylabel(ylabel)
         if log:
             ax.set_yscale("symlog", linthresh=1e-3 if not metric.endswith("rate") else 1e-2)
+            ax.set_ylim(bottom=0)
         if facet:
             ax.set_title(f"{facet} = {label(fv)}")
         ax.grid(alpha=0.3)
@@ -230,17 +250,19 @@ def reduction_table(ds, xdim) -> str:
     if not {HYBRID, BASELINE} <= set(ds.scheduler.values):
         raise Skip(f"needs schedulers {HYBRID} and {BASELINE}")
     bad = with_seed(collapse(ds["timed_out"] + ds["failed_other"], [xdim]))
+    is_r = xdim == find_dim(ds, "degradation.r")  # the study's R1 figures go beside r
     lines = [
-        f"| {xdim} | reduction | 95 % CI | seeds |" + (" study |" if "r" in xdim else ""),
-        "|---|---|---|---|" + ("---|" if "r" in xdim else ""),
+        f"| {xdim} | reduction | 95 % CI | seeds |" + (" study |" if is_r else ""),
+        "|---|---|---|---|" + ("---|" if is_r else ""),
     ]
     for x in ds[xdim].values:
         h = bad.sel(scheduler=HYBRID, **{xdim: x}).values.ravel()
         b = bad.sel(scheduler=BASELINE, **{xdim: x}).values.ravel()
         p, lo, hi = reduction_ci(h, b)
-        row = f"| {label(x)} | {100 * p:.1f} % | [{100 * lo:.1f}, {100 * hi:.1f}] % | {h.size} |"
-        if "r" in xdim:
-            study = STUDY_R1.get(round(float(x), 2)) if ds[xdim].dtype.kind == "f" else None
+        ci = f"[{100 * lo:.1f}, {100 * hi:.1f}] %" if np.isfinite(lo) else "n/a (one seed)"
+        row = f"| {label(x)} | {100 * p:.1f} % | {ci} | {h.size} |"
+        if is_r:
+            study = STUDY_R1.get(round(float(x), 2))
             row += f" {study} % |" if study else " |"
         lines.append(row)
     return "\n".join(lines)
@@ -338,6 +360,51 @@ def r5(ds, out):
     return "![R5](R5_label_gain.png)\n\n" + "\n\n".join(text)
 
 
+def sensitivity(ds, out):
+    keys = (
+        "weights.lambda_r",
+        "weights.lambda_p",
+        "weights.lambda_f",
+        "price.alpha",
+        "price.beta",
+        "price.gamma",
+        "price.eta",
+        "price.halflife",
+        "price.kappa",
+        "network.bw0",
+    )
+    dims = [d for d in swept_dims(ds) if d in keys]
+    if len(dims) < 2:
+        raise Skip(f"needs at least two swept price, weight or bandwidth keys ({', '.join(keys)})")
+    slices = {d: at_defaults(ds, [d]) for d in dims}  # one key at a time, others at default
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(dims), figsize=(4.2 * len(dims), 3.6), squeeze=False)
+    for ax, d in zip(axes[0], dims, strict=True):
+        sl = slices[d]
+        for sched in (BASELINE, "otfr", HYBRID):
+            y = 100 * sl["failure_rate"].sel(scheduler=sched)
+            y = y.mean("seed") if "seed" in y.dims else y
+            ax.plot(range(sl.sizes[d]), y.values, marker="o", color=COLORS[sched], label=sched)
+        ax.set_xticks(range(sl.sizes[d]), [label(v) for v in sl[d].values])
+        ax.set_yscale("log")
+        ax.set_xlabel(d)
+        ax.set_ylabel("failure rate (%)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("One key at a time, every other swept key at its default")
+    fig.tight_layout()
+    fig.savefig(out / "S_sensitivity.png", dpi=110)
+    plt.close(fig)
+    parts = [
+        reduction_table(sl, d) + "\n\n" + table(sl, "failure_rate", d) for d, sl in slices.items()
+    ]
+    return (
+        "![S](S_sensitivity.png)\n\nEach key varied alone, every other swept key held at "
+        "its default (`otfr_vec/config/schema.py`; averaged where the grid lacks the "
+        "default):\n\n" + "\n\n".join(parts)
+    )
+
+
 def r6(ds, out):
     delay, noise = need(ds, "health.delay", "health.noise")
     plt = _plt()
@@ -398,8 +465,14 @@ def r7(ds, out):
 
 
 def r9(ds, out):
-    keys = ("workload.kind", "workload.trace", "workload.prompt_dist", "workload.output_dist",
-            "workload.prompt_mean", "network.kv_bytes_per_token")
+    keys = (
+        "workload.kind",
+        "workload.trace",
+        "workload.prompt_dist",
+        "workload.output_dist",
+        "workload.prompt_mean",
+        "network.kv_bytes_per_token",
+    )
     dims = [d for d in swept_dims(ds) if d in keys]
     if not dims:
         raise Skip(f"needs a swept request distribution or KV size ({', '.join(keys)})")
@@ -532,6 +605,7 @@ RESULTS = [
     Result("R7", "Stress: cluster size and load", (), r7),
     Result("R8", "Mechanism time series of one run", (), r8),
     Result("R9", "Workload robustness", (), r9),
+    Result("S", "Sensitivity: where the claims stop holding", (), sensitivity),
 ]
 
 
