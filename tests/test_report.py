@@ -58,13 +58,16 @@ def stores(tmp_path_factory):
     )
     run = d / "run.zarr"
     save(simulate(small(*TINY)), str(run))
-    return sev, lab, str(run)
+    sens = grid_store(
+        d / "sens.zarr", {"weights.lambda_r": [0.1, 3.0], "price.gamma": [1.0, 3.0]}, seeds=(0,)
+    )
+    return sev, lab, str(run), sens
 
 
 def test_report_draws_every_available_result(stores, tmp_path):
     report, skipped = build_report(list(stores), tmp_path, tmp_path / "none.md")
     text = report.read_text()
-    for key in ("R1", "R2", "R4", "R5", "R6", "R8"):
+    for key in ("R1", "R2", "R4", "R5", "R6", "R8", "S"):
         assert f"## {key}:" in text, key
         assert list(tmp_path.glob(f"{key}_*.png")), key
     assert "89.6" in text  # the study's figure next to ours
@@ -73,7 +76,7 @@ def test_report_draws_every_available_result(stores, tmp_path):
 
 
 def test_missing_dimension_is_a_skip_not_a_crash(stores, tmp_path):
-    _, lab, _ = stores
+    _, lab, *_ = stores
     report, skipped = build_report([lab], tmp_path, tmp_path / "none.md")
     assert any(s.startswith("R1") and "degradation.r" in s for s in skipped)
     assert "## R6:" in report.read_text()
