@@ -245,22 +245,30 @@ def table(ds, metric, xdim, pct=True, schedulers=None) -> str:
     return "\n".join(lines)
 
 
-def reduction_table(ds, xdim) -> str:
-    """Hybrid vs fault_aware_lc failure reduction per value of ``xdim`` with 95 % CI."""
+def _gain(ds, dim):
+    """(value, reduction, CI low, CI high, seeds) of the hybrid vs fault_aware_lc per value
+    of ``dim``, failures pooled over seeds (and over other swept keys)."""
     if not {HYBRID, BASELINE} <= set(ds.scheduler.values):
         raise Skip(f"needs schedulers {HYBRID} and {BASELINE}")
-    bad = with_seed(collapse(ds["timed_out"] + ds["failed_other"], [xdim]))
+    bad = with_seed(collapse(ds["timed_out"] + ds["failed_other"], [dim]))
+    rows = []
+    for x in ds[dim].values:
+        h = bad.sel(scheduler=HYBRID, **{dim: x}).values.ravel()
+        b = bad.sel(scheduler=BASELINE, **{dim: x}).values.ravel()
+        rows.append((x, *reduction_ci(h, b), h.size))
+    return rows
+
+
+def reduction_table(ds, xdim) -> str:
+    """Hybrid vs fault_aware_lc failure reduction per value of ``xdim`` with 95 % CI."""
     is_r = xdim == find_dim(ds, "degradation.r")  # the study's R1 figures go beside r
     lines = [
         f"| {xdim} | reduction | 95 % CI | seeds |" + (" study |" if is_r else ""),
         "|---|---|---|---|" + ("---|" if is_r else ""),
     ]
-    for x in ds[xdim].values:
-        h = bad.sel(scheduler=HYBRID, **{xdim: x}).values.ravel()
-        b = bad.sel(scheduler=BASELINE, **{xdim: x}).values.ravel()
-        p, lo, hi = reduction_ci(h, b)
+    for x, p, lo, hi, n in _gain(ds, xdim):
         ci = f"[{100 * lo:.1f}, {100 * hi:.1f}] %" if np.isfinite(lo) else "n/a (one seed)"
-        row = f"| {label(x)} | {100 * p:.1f} % | {ci} | {h.size} |"
+        row = f"| {label(x)} | {100 * p:.1f} % | {ci} | {n} |"
         if is_r:
             study = STUDY_R1.get(round(float(x), 2))
             row += f" {study} % |" if study else " |"
@@ -295,10 +303,15 @@ def r1(ds, out):
     )
 
 
-def r2(ds, out):
+def by_r(ds, out, metric, name, ylabel):
+    """A unitless metric by degradation severity: figure and table."""
     (r,) = need(ds, "degradation.r")
-    plot_lines(ds, "resilience_index", r, out / "R2_resilience.png", "resilience index")
-    return f"![R2](R2_resilience.png)\n\n{table(ds, 'resilience_index', r, pct=False)}"
+    plot_lines(ds, metric, r, out / f"{name}.png", ylabel)
+    return f"![{name}]({name}.png)\n\n{table(ds, metric, r, pct=False)}"
+
+
+def r2(ds, out):
+    return by_r(ds, out, "resilience_index", "R2_resilience", "resilience index")
 
 
 def r3(ds, out):
@@ -314,22 +327,7 @@ def r3(ds, out):
 
 
 def r4(ds, out):
-    (r,) = need(ds, "degradation.r")
-    plot_lines(ds, "deflection_ratio", r, out / "R4_deflection.png", "traffic deflection ratio")
-    return f"![R4](R4_deflection.png)\n\n{table(ds, 'deflection_ratio', r, pct=False)}"
-
-
-def _gain(ds, dim):
-    """Failure reduction of the hybrid vs fault_aware_lc per value of ``dim`` (pooled)."""
-    bad = with_seed(collapse(ds["timed_out"] + ds["failed_other"], [dim]))
-    rows = []
-    for x in ds[dim].values:
-        p, lo, hi = reduction_ci(
-            bad.sel(scheduler=HYBRID, **{dim: x}).values.ravel(),
-            bad.sel(scheduler=BASELINE, **{dim: x}).values.ravel(),
-        )
-        rows.append((x, p, lo, hi))
-    return rows
+    return by_r(ds, out, "deflection_ratio", "R4_deflection", "traffic deflection ratio")
 
 
 def r5(ds, out):
