@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install otfr_vec with its dev tools
 
-sweep: $(STAMP)  ## the main job: the severity grid (r x scheduler x 4 seeds, ~2.5 min on 2 cores) into outputs/severity.zarr
+sweep: $(STAMP)  ## the main job: the severity grid (r x scheduler x 4 seeds, ~1 min on 2 cores) into outputs/severity.zarr
 	$(BIN)/python -m otfr_vec.sweep +grid=severity $(ARGS)
 
 report: $(STAMP)  ## figures and REPORT.md from the stores in outputs/ (into outputs/report)
