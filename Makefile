@@ -24,7 +24,7 @@ sweep: $(STAMP)  ## the main job: the severity grid (r x scheduler x 4 seeds, ~1
 report: $(STAMP)  ## figures and REPORT.md from the stores in outputs/ (into outputs/report)
 	$(BIN)/python -m otfr_vec.report $(wildcard outputs/*.zarr) --out outputs/report
 
-paper: $(STAMP)  ## every result R1-R10 into outputs/paper (~13 min on 2 cores; resumes; FRESH=1 make paper starts from scratch)
+paper: $(STAMP)  ## every result R1-R10 into outputs/paper (~15 min on 2 cores; resumes; FRESH=1 make paper starts from scratch)
 	PY=$(BIN)/python bash sweeps/paper.sh
 
 run: $(STAMP)  ## simulate the default scenario (32 x 32 workers, r = 0.10) for all five schedulers
