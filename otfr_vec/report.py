@@ -449,17 +449,23 @@ def r6(ds, out):
     )
 
 
-def r7(ds, out):
-    keys = ("cluster.pods", "cluster.workers_per_pod", "workload.load", "workload.rate")
+def failure_by_each(ds, out, keys, prefix, what, reduction=False):
+    """Failure rate along each swept key among ``keys``: one figure and table per key."""
     dims = [d for d in swept_dims(ds) if d in keys]
     if not dims:
-        raise Skip(f"needs a swept cluster size or load ({', '.join(keys)})")
+        raise Skip(f"needs a swept {what} ({', '.join(keys)})")
     parts = []
     for d in dims:
-        name = f"R7_stress_{str(d).split('.')[-1]}.png"
+        name = f"{prefix}_{str(d).split('.')[-1]}.png"
         plot_lines(ds, "failure_rate", d, out / name, "failure rate (%)", log=True)
-        parts.append(f"![R7]({name})\n\n{table(ds, 'failure_rate', d)}")
+        text = f"![{prefix}]({name})\n\n{table(ds, 'failure_rate', d)}"
+        parts.append(text + (f"\n\n{reduction_table(ds, d)}" if reduction else ""))
     return "\n\n".join(parts)
+
+
+def r7(ds, out):
+    keys = ("cluster.pods", "cluster.workers_per_pod", "workload.load", "workload.rate")
+    return failure_by_each(ds, out, keys, "R7_stress", "cluster size or load")
 
 
 def r9(ds, out):
@@ -471,15 +477,9 @@ def r9(ds, out):
         "workload.prompt_mean",
         "network.kv_bytes_per_token",
     )
-    dims = [d for d in swept_dims(ds) if d in keys]
-    if not dims:
-        raise Skip(f"needs a swept request distribution or KV size ({', '.join(keys)})")
-    parts = []
-    for d in dims:
-        name = f"R9_workload_{str(d).split('.')[-1]}.png"
-        plot_lines(ds, "failure_rate", d, out / name, "failure rate (%)", log=True)
-        parts.append(f"![R9]({name})\n\n{table(ds, 'failure_rate', d)}\n\n{reduction_table(ds, d)}")
-    return "\n\n".join(parts)
+    return failure_by_each(
+        ds, out, keys, "R9_workload", "request distribution or KV size", reduction=True
+    )
 
 
 def r8(ds, out):

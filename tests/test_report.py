@@ -61,13 +61,18 @@ def stores(tmp_path_factory):
     sens = grid_store(
         d / "sens.zarr", {"weights.lambda_r": [0.1, 3.0], "price.gamma": [1.0, 3.0]}, seeds=(0,)
     )
-    return sev, lab, str(run), sens
+    kv = grid_store(
+        d / "kv.zarr",
+        {"network.kv_bytes_per_token": [163840, 327680], "workload.load": [0.5, 0.7]},
+        seeds=(0,),
+    )
+    return sev, lab, str(run), sens, kv
 
 
 def test_report_draws_every_available_result(stores, tmp_path):
     report, skipped = build_report(list(stores), tmp_path, tmp_path / "none.md")
     text = report.read_text()
-    for key in ("R1", "R2", "R4", "R5", "R6", "R8", "S"):
+    for key in ("R1", "R2", "R4", "R5", "R6", "R7", "R8", "R9", "S"):
         assert f"## {key}:" in text, key
         assert list(tmp_path.glob(f"{key}_*.png")), key
     assert "89.6" in text  # the study's figure next to ours
