@@ -12,11 +12,16 @@ from .kernels.structs import ARRIVED, TS_FAIL, TS_ROUTED, WIN_ARR, WIN_FAIL
 from .metrics import METRICS, SERIES, scalar_metrics
 
 
+def window_steps(sc, cfg) -> tuple[np.ndarray, np.ndarray]:
+    """Each step's start time and window, binned exactly as the kernel bins them."""
+    t = np.arange(sc.n_steps) * cfg.sim.dt
+    return t, np.minimum((t / cfg.sim.window).astype(np.int64), sc.n_win - 1)
+
+
 def window_means(sc, cfg) -> tuple[np.ndarray, np.ndarray]:
-    """True factor and share labelled unhealthy per window and pod, sampled every step."""
-    dt, window = cfg.sim.dt, cfg.sim.window
-    t = (np.arange(sc.n_steps) + 0.5) * dt
-    win = np.minimum((t / window).astype(np.int64), sc.n_win - 1)
+    """True factor and share labelled unhealthy per window and pod, sampled every step
+    at the times the kernel sees them (step starts)."""
+    t, win = window_steps(sc, cfg)
     counts = np.bincount(win, minlength=sc.n_win)[:, None]
     f = sc.degradation.factor(t)
     factor = np.zeros((sc.n_win, sc.layout.n_pods))
@@ -45,12 +50,7 @@ def to_dataset(result: RunResult, cfg) -> xr.Dataset:
     fr = data["failure_rate"][1]
     gap = fr - fr[scheds.index("oracle")] if "oracle" in scheds else np.full(len(scheds), np.nan)
     data["gap_to_oracle"] = ("scheduler", gap)
-    steps = np.bincount(
-        np.minimum(
-            ((np.arange(sc.n_steps)) * cfg.sim.dt / cfg.sim.window).astype(np.int64), sc.n_win - 1
-        ),
-        minlength=sc.n_win,
-    )[None, :, None]
+    steps = np.bincount(window_steps(sc, cfg)[1], minlength=sc.n_win)[None, :, None]
     states = [result.states[s] for s in scheds]
     ts = np.stack([st.ts for st in states])
     win = np.stack([st.win for st in states])
