@@ -204,11 +204,12 @@ def execute(cfg, path: str, todo: list, client, bar) -> None:
             running.add(client.submit(run_cells, path, take(threads), pure=False))
 
 
-def run_sweep(cfg, client=None, quiet: bool = False) -> str:
-    """Plan, create or resume the store, run the missing cells; return the store path."""
+def run_sweep(cfg, client=None, quiet: bool = False, p: Plan | None = None) -> str:
+    """Plan (unless given), create or resume the store, run the missing cells; return the
+    store path."""
     from tqdm import tqdm
 
-    p = plan(cfg)
+    p = plan(cfg) if p is None else p
     path, todo = prepare(cfg, p)
     shape = " x ".join(f"{k} {len(v)}" for k, v in p.axes.items()) or "no axes"
     n_sched = len(p.cells[0][1]["schedulers"])
@@ -236,7 +237,7 @@ def run_sweep(cfg, client=None, quiet: bool = False) -> str:
 
 def main_cfg(cfg: DictConfig) -> int:
     try:
-        plan(cfg)  # fail fast: nothing is started or written on bad input
+        p = plan(cfg)  # fail fast: nothing is started or written on bad input
         with cluster.connect(cfg.dask) as client:
             if client is not None:
                 workers = client.nthreads()
@@ -244,7 +245,7 @@ def main_cfg(cfg: DictConfig) -> int:
                     f"dask: {len(workers)} workers, {sum(workers.values())} threads; "
                     f"dashboard {cluster.dashboard(client)}"
                 )
-            run_sweep(cfg, client)
+            run_sweep(cfg, client, p=p)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
