@@ -21,15 +21,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .config import SCHEDULERS
+from . import policies
 
-COLORS = {  # one colour per scheduler, the same in every figure
-    "lc": "#7f7f7f",
-    "fault_aware_lc": "#1f77b4",
-    "otfr": "#ff7f0e",
-    "fault_aware_otfr": "#d62728",
-    "oracle": "#2ca02c",
-}
 STUDY_R1 = {0.10: 89.6, 0.05: 90.5, 0.01: 95.7}  # the study's reductions, % (MODEL.md R1)
 HYBRID, BASELINE = "fault_aware_otfr", "fault_aware_lc"
 
@@ -182,7 +175,9 @@ def _plt():
 def plot_lines(ds, metric, xdim, path, ylabel, log=False, schedulers=None, facet=None):
     """Mean over seeds with 95 % CI bars, one line per scheduler, one panel per facet."""
     plt = _plt()
-    schedulers = [s for s in (schedulers or SCHEDULERS) if s in ds.scheduler.values]
+    schedulers = [
+        s for s in policies.ordered(ds.scheduler.values) if s in (schedulers or policies.names())
+    ]
     facets = list(ds[facet].values) if facet else [None]
     fig, axes = plt.subplots(1, len(facets), figsize=(4.8 * len(facets), 3.8), squeeze=False)
     keep = [xdim] + ([facet] if facet else [])
@@ -205,7 +200,7 @@ def plot_lines(ds, metric, xdim, path, ylabel, log=False, schedulers=None, facet
                 m * scale,
                 yerr=yerr,
                 label=s,
-                color=COLORS[s],
+                color=policies.color(s),
                 marker="o",
                 ms=4,
                 capsize=3,
@@ -228,7 +223,9 @@ def plot_lines(ds, metric, xdim, path, ylabel, log=False, schedulers=None, facet
 
 
 def table(ds, metric, xdim, pct=True, schedulers=None) -> str:
-    schedulers = [s for s in (schedulers or SCHEDULERS) if s in ds.scheduler.values]
+    schedulers = [
+        s for s in policies.ordered(ds.scheduler.values) if s in (schedulers or policies.names())
+    ]
     da = with_seed(collapse(ds[metric], [xdim]))
     head = f"| {xdim} | " + " | ".join(schedulers) + " |"
     lines = [head, "|" + "---|" * (len(schedulers) + 1)]
@@ -346,7 +343,9 @@ def r5(ds, out):
         xs = np.arange(len(rows)) if ds[d].dtype.kind in "OUS" else ds[d].values
         p = np.array([100 * r[1] for r in rows])
         err = np.array([[100 * (r[1] - r[2]), 100 * (r[3] - r[1])] for r in rows]).T
-        ax.errorbar(xs, p, yerr=np.nan_to_num(err), color=COLORS[HYBRID], marker="o", capsize=3)
+        ax.errorbar(
+            xs, p, yerr=np.nan_to_num(err), color=policies.color(HYBRID), marker="o", capsize=3
+        )
         ax.set_xlabel(d)
         ax.set_ylabel(f"failure reduction vs {BASELINE} (%)")
         ax.grid(alpha=0.3)
@@ -382,7 +381,9 @@ def sensitivity(ds, out):
         for sched in (BASELINE, "otfr", HYBRID):
             y = 100 * sl["failure_rate"].sel(scheduler=sched)
             y = y.mean("seed") if "seed" in y.dims else y
-            ax.plot(range(sl.sizes[d]), y.values, marker="o", color=COLORS[sched], label=sched)
+            ax.plot(
+                range(sl.sizes[d]), y.values, marker="o", color=policies.color(sched), label=sched
+            )
         ax.set_xticks(range(sl.sizes[d]), [label(v) for v in sl[d].values])
         ax.set_yscale("log")
         ax.set_xlabel(d)
@@ -507,14 +508,20 @@ def r8(ds, out):
         share = np.divide(
             routed[:, degraded].sum(1), total, out=np.full_like(total, np.nan), where=total > 0
         )
-        ax[2].plot(t, 100 * share, color=COLORS[s], label=s)
+        ax[2].plot(t, 100 * share, color=policies.color(s), label=s)
         fails = ds.failures.sel(scheduler=s).values
-        ax[3].plot(t, fails[:, degraded].sum(1), color=COLORS[s])
+        ax[3].plot(t, fails[:, degraded].sum(1), color=policies.color(s))
         if s in ("otfr", HYBRID):
             price = ds.price.sel(scheduler=s).values
-            ax[1].plot(t, price[:, degraded].mean(1), color=COLORS[s], label=f"{s} degraded")
             ax[1].plot(
-                t, price[:, ~degraded].mean(1), color=COLORS[s], ls="--", label=f"{s} healthy"
+                t, price[:, degraded].mean(1), color=policies.color(s), label=f"{s} degraded"
+            )
+            ax[1].plot(
+                t,
+                price[:, ~degraded].mean(1),
+                color=policies.color(s),
+                ls="--",
+                label=f"{s} healthy",
             )
     ax[1].set_ylabel("risk price pi")
     ax[2].set_ylabel("traffic to degraded pods (%)")

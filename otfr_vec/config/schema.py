@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# the default scheduler list: the study's five (every registered policy: otfr_vec.policies)
 SCHEDULERS = ("lc", "fault_aware_lc", "otfr", "fault_aware_otfr", "oracle")
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import math
 
-from .schema import SCHEDULERS
-
 
 class ConfigError(ValueError):
     """An invalid configuration value; the message names the key, value and what is allowed."""
@@ -186,12 +184,15 @@ def _relation_errors(cfg):
             f"workload.trace_end={wl.trace_end!r}: must be larger than "
             f"workload.trace_start={wl.trace_start!r}"
         )
+    from .. import policies
+
     scheds = list(cfg.schedulers)
+    known = policies.names()
     if not scheds:
-        errors.append(f"schedulers=[]: give at least one of {', '.join(SCHEDULERS)}")
+        errors.append(f"schedulers=[]: give at least one of {', '.join(known)}")
     for s in scheds:
-        if s not in SCHEDULERS:
-            errors.append(f"schedulers: unknown scheduler {s!r}; allowed: {', '.join(SCHEDULERS)}")
+        if s not in known:
+            errors.append(f"schedulers: unknown scheduler {s!r}; allowed: {', '.join(known)}")
     if len(set(scheds)) != len(scheds):
         errors.append(f"schedulers={scheds!r}: each scheduler may appear once")
     return errors
