@@ -17,11 +17,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import policies
+from .kernels.policy.hooks import policy_init
 from .kernels.step import advance
 from .kernels.structs import (
     ERR,
     ERR_STEP,
-    HEALTH_OFF,
+    NEXT_TICK,
     SCOPE_E2E,
     SCOPE_QUEUE,
     SCOPE_TTFT,
@@ -30,11 +32,12 @@ from .kernels.structs import (
     grow,
     new_state,
 )
+from .policies.binding import Binding
+from .scenario import rng
 from .scenario.degradation import Degradation, make_degradation
 from .scenario.health import Faults, make_faults, make_labels
 from .scenario.layout import Layout, make_layout
 from .scenario.workload import Stream, make_workload
-from .schedulers import POLICIES
 
 BLOCK_S = 1.0  # simulated seconds per kernel call (progress and pool growth granularity)
 SCOPES = {"ttft": SCOPE_TTFT, "queue": SCOPE_QUEUE, "e2e": SCOPE_E2E}
@@ -80,12 +83,23 @@ def make_scenario(cfg) -> Scenario:
     return Scenario(layout, deg, faults, labels, workload, rate, rho_net, n_steps(cfg), n_win)
 
 
+def bind(cfg, scheduler: str) -> Binding:
+    """The kernel binding of ``scheduler`` under ``cfg`` (its knobs, variants applied)."""
+    return policies.get(scheduler).bind(cfg, policies.knobs_of(scheduler, cfg))
+
+
 def make_params(
-    cfg, scheduler: str, sc: Scenario, check: bool = False, incremental: bool = True
+    cfg,
+    scheduler: str,
+    sc: Scenario,
+    check: bool = False,
+    incremental: bool = True,
+    binding: Binding | None = None,
 ) -> Params:
-    pol, layout = POLICIES[scheduler], sc.layout
-    pr, wt, sim = cfg.price, cfg.weights, cfg.sim
-    sees_bw = pol.true_bw or cfg.telemetry.mode != "none"
+    layout = sc.layout
+    pr, sim = cfg.price, cfg.sim
+    pol = (binding or bind(cfg, scheduler)).params
+    load_weight = float(pol.get("load_weight", 1.0))
     return Params(
         dt=float(sim.dt),
         timeout=float(sim.timeout),
@@ -97,21 +111,22 @@ def make_params(
         kv_bytes=float(cfg.network.kv_bytes_per_token),
         decay=0.5 ** (sim.dt / pr.halflife),
         alpha=float(pr.alpha),
-        beta=float(pr.beta) if (pol.price and sees_bw) else 0.0,
+        beta=pol["beta"],
         gamma=float(pr.gamma),
         eta=float(pr.eta),
         kappa=float(pr.kappa),
-        lambda_f=float(wt.lambda_f) if pol.health != HEALTH_OFF else 0.0,
-        lambda_r=float(wt.lambda_r) if pol.price else 0.0,
-        lambda_p=float(wt.lambda_p),
+        lambda_f=pol["lambda_f"],
+        lambda_r=pol["lambda_r"],
+        lambda_p=pol["lambda_p"],
         cross_pod_cost=float(cfg.cluster.cross_pod_cost),
-        health=pol.health,
-        true_bw=int(pol.true_bw),
+        health=pol["health"],
+        true_bw=pol["true_bw"],
         threshold=float(cfg.health.threshold),
         # a queued prefill's load: the workload's mean prefill time (the trace's own mean
         # prompt for a replay) as a share of the deadline
         prefill_load_scale=(sc.workload.mean_prompt() / cfg.service.prefill_tokens_per_s)
-        / sim.timeout,
+        / sim.timeout
+        * load_weight,
         refresh=float(cfg.health.refresh),
         warmup=float(sim.warmup),
         measure_end=float(sim.duration - sim.timeout),
@@ -121,7 +136,27 @@ def make_params(
         n_workers=layout.n_workers,
         check=int(check),
         incremental=int(incremental),
+        policy=int(pol["policy"]),
+        load_weight=load_weight,
+        decode_load_scale=load_weight / int(cfg.service.decode_slots),
+        has_extra=int(pol.get("has_extra", 0)),
+        hooks=int(pol.get("hooks", 0)),
+        keep_draws=int(pol.get("keep_draws", 0)),
+        tick=float(pol.get("tick", 0.0)),
     )
+
+
+def tick_draws(seed: int, tick: float, next_tick: int, t_last: float, n_workers: int):
+    """``(u_tick, tick0)``: one uniform per worker for each timer tick ``k`` from
+    ``next_tick`` that can fire at a step start up to ``t_last``; row ``k - tick0``.
+    Each tick's row comes from its own stream: the same for every policy with the same
+    timer period, whatever the block slicing."""
+    k_last = int(t_last / tick) + 1
+    rows = [
+        rng.generator(seed, rng.POLICY_TICK, k).random(n_workers)
+        for k in range(next_tick, k_last + 1)
+    ]
+    return (np.stack(rows) if rows else np.zeros((1, n_workers))), next_tick
 
 
 def run(
@@ -142,8 +177,14 @@ def run(
     sc = make_scenario(cfg)
     lay = sc.layout
     scheds = list(cfg.schedulers)
-    params = {s: make_params(cfg, s, sc, check, incremental) for s in scheds}
-    states = {s: new_state(lay.n_workers, lay.n_pods, sc.n_win, 1024) for s in scheds}
+    bindings = {s: bind(cfg, s) for s in scheds}
+    params = {s: make_params(cfg, s, sc, check, incremental, bindings[s]) for s in scheds}
+    states = {}
+    for s in scheds:
+        st = new_state(lay.n_workers, lay.n_pods, sc.n_win, 1024, bindings[s].shape)
+        policy_init(params[s], st.pw_i, st.pw_f, st.pg_i, st.pg_f, bindings[s].knobs, st.ctr)
+        states[s] = st
+    no_ticks = np.zeros((1, lay.n_workers))
     scratch = {s: (np.zeros(lay.n_workers), np.zeros(lay.n_pods)) for s in scheds}
     pod_n = np.bincount(lay.pod, minlength=lay.n_pods).astype(np.float64)
     fault_ids = np.flatnonzero(np.isfinite(sc.faults.down_start)).astype(np.int64)
@@ -165,9 +206,17 @@ def run(
             def step(name, req=req, s0=s0, s1=s1, f_true=f_true, f_obs=f_obs, n_due=n_due):
                 st = grow(states[name], n_due)
                 states[name] = st
+                b, pr = bindings[name], params[name]
+                u_tick, tick0 = no_ticks, 0
+                if b.tick_draws:
+                    next_tick = int(st.ctr[NEXT_TICK])
+                    u_tick, tick0 = tick_draws(
+                        cfg.sim.seed, pr.tick, next_tick, (s1 - 1) * dt, lay.n_workers
+                    )
                 used = advance(
                     *st,
-                    params[name],
+                    pr,
+                    b.knobs,
                     lay.pod,
                     pod_n,
                     s0,
@@ -179,6 +228,8 @@ def run(
                     fault_ids,
                     sc.faults.down_start,
                     sc.faults.down_end,
+                    u_tick,
+                    tick0,
                     *scratch[name],
                 )
                 if used != n_due:

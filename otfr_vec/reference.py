@@ -1,11 +1,19 @@
 """A pure-Python event-driven reference of the model (heapq), independent of the kernels.
 
 Written the way the study's own simulator would be: one object per request, events in a
-heap in time order, lists per worker. It imports nothing from ``otfr_vec.kernels`` or
-``otfr_vec.engine``; it draws its inputs from :mod:`otfr_vec.scenario` with the same seed,
-so a reference run and a kernel run see the same arrivals, sizes, ingress pods, tie-break
-offsets, degradation, labels and faults (paired runs). Two uses: the differential oracle
-of ``tests/test_reference.py`` and the speed baseline of ``benchmarks``.
+heap in time order, lists per worker. It shares no simulation code with
+``otfr_vec.kernels`` or ``otfr_vec.engine``: from the policy registry it takes only each
+policy's settings (score weights, knobs, which mechanism it is); it draws its inputs from
+:mod:`otfr_vec.scenario` with the same seed, so a reference run and a kernel run see the
+same arrivals, sizes, ingress pods, tie-break offsets, policy draws, degradation, labels
+and faults (paired runs). Two uses: the differential oracle of
+``tests/test_reference.py`` and the speed baseline of ``benchmarks``.
+
+Policies: the study's five, ``envoy_od`` (and its variant and composition) and
+``p2c_peak_ewma`` (and its biased variant), each written from the mechanism's
+description (docs/POLICIES.md), not from the kernels: e.g. least-request samples the
+non-ejected workers in worker order, where the kernel keeps a swap-remove list, so the
+two pick different workers from the same draws, with the same distribution.
 
 What it shares with the kernels (MODEL.md sections 2-5 and ``kernels/step.py``): a price
 tick every ``sim.dt`` at which hard faults switch, the EWMA and decayed charges advance
@@ -39,19 +47,15 @@ import math
 
 import numpy as np
 
+from . import policies
+from .kernels.policy.ids import ENVOY_OD, PEAK_EWMA, SCORE
+from .kernels.structs import HEALTH_LABELS, HEALTH_TRUTH, U_DECODE, U_OUT_D, U_OUT_P, U_PREFILL
 from .scenario.degradation import make_degradation
 from .scenario.health import make_faults, make_labels
 from .scenario.layout import make_layout
 from .scenario.workload import Stream, make_workload
 
-# MODEL.md section 5: (health source, risk price, price sees the true bandwidth)
-POLICY = {
-    "lc": (None, False, False),
-    "fault_aware_lc": ("labels", False, False),
-    "otfr": (None, True, False),
-    "fault_aware_otfr": ("labels", True, False),
-    "oracle": ("truth", True, True),
-}
+IMPLEMENTED = {SCORE: "the study's score", ENVOY_OD: "envoy_od", PEAK_EWMA: "p2c_peak_ewma"}
 # event kinds; at equal times the tick comes first (a step's prices serve its arrivals)
 TICK, ARRIVE, PREFILL_END, TX_END, DECODE_END, DEADLINE = range(6)
 
@@ -59,11 +63,13 @@ TICK, ARRIVE, PREFILL_END, TX_END, DECODE_END, DEADLINE = range(6)
 class Request:
     __slots__ = (
         *("a", "prompt", "out", "ing", "tie_d", "p", "d", "state", "measured", "started"),
-        *("rem", "rate", "t_last", "version", "ft", "end"),
+        *("rem", "rate", "t_last", "version", "ft", "end", "u", "t_dec"),
     )
 
-    def __init__(self, a, prompt, out, ing, tie_d, measured):
+    def __init__(self, a, prompt, out, ing, tie_d, u, measured):
         self.a, self.prompt, self.out, self.ing, self.tie_d = a, prompt, out, ing, tie_d
+        self.u = u  # the request's policy draws
+        self.t_dec = a  # when its decode worker was chosen
         self.measured = measured
         self.p = self.d = -1
         self.state = "new"
@@ -79,7 +85,16 @@ def run_reference(cfg, scheduler: str) -> dict:
 
 class _Sim:
     def __init__(self, cfg, scheduler):
-        health_src, priced, true_bw = POLICY[scheduler]
+        pol = policies.get(scheduler)
+        self.knobs = policies.knobs_of(scheduler, cfg)
+        setting = pol.bind(cfg, self.knobs).params
+        self.kind = setting["policy"]
+        if self.kind not in IMPLEMENTED:
+            raise NotImplementedError(
+                f"the reference implements {', '.join(IMPLEMENTED.values())}, not {scheduler!r}"
+            )
+        health_src = {HEALTH_LABELS: "labels", HEALTH_TRUTH: "truth"}.get(setting["health"])
+        true_bw = bool(setting["true_bw"])
         self.cfg = cfg
         sim, svc = cfg.sim, cfg.service
         lay = make_layout(cfg.cluster)
@@ -95,14 +110,13 @@ class _Sim:
         self.bw0, self.kv = float(cfg.network.bw0), float(cfg.network.kv_bytes_per_token)
         self.load_pf = cfg.workload.prompt_mean / svc.prefill_tokens_per_s / sim.timeout
         self.warmup, self.measure_end = float(sim.warmup), float(sim.duration - sim.timeout)
-        pr, wt = cfg.price, cfg.weights
+        pr = cfg.price
         self.decay = 0.5 ** (sim.dt / pr.halflife)
-        sees_bw = true_bw or cfg.telemetry.mode != "none"
         self.alpha, self.gamma, self.eta, self.kappa = pr.alpha, pr.gamma, pr.eta, pr.kappa
-        self.beta = pr.beta if (priced and sees_bw) else 0.0
-        self.lambda_f = wt.lambda_f if health_src else 0.0
-        self.lambda_r = wt.lambda_r if priced else 0.0
-        self.path = wt.lambda_p * cfg.cluster.cross_pod_cost
+        self.beta = setting["beta"]
+        self.lambda_f = setting["lambda_f"]
+        self.lambda_r = setting["lambda_r"]
+        self.path = setting["lambda_p"] * cfg.cluster.cross_pod_cost
         self.health_src, self.threshold = health_src, cfg.health.threshold
         self.refresh = cfg.health.refresh
         # the drawn inputs, exactly those of the kernels' run
@@ -140,6 +154,11 @@ class _Sim:
         self.step = 0
         self.res = {"arrived": 0, "completed": 0, "timed_out": 0, "failed_other": 0}
         self.ttft, self.e2e = [], []
+        if self.kind == ENVOY_OD:
+            self.od = _Envoy(self.knobs, n, self.n_pf)
+        elif self.kind == PEAK_EWMA:
+            self.rtt = [float(self.knobs.default_rtt)] * n
+            self.t_upd = [0.0] * n
 
     # --- event plumbing -------------------------------------------------------------
     def push(self, t, kind, *payload):
@@ -179,6 +198,8 @@ class _Sim:
                 self._fail_all_on(x, t)
             elif not down:
                 self.down[x] = False
+        if self.kind == ENVOY_OD:
+            self.od.timer(t)
         f_now, f_pr = self.f_true[s], self.f_price[s]
         labels = self.labels[min(int(t / self.refresh), len(self.labels) - 1)]
         d, pod = self.decay, self.pod
@@ -234,7 +255,15 @@ class _Sim:
         self.held[w].discard(r)
 
     # --- routing ---------------------------------------------------------------------
-    def choose(self, lo, hi, scale, home, start):
+    def choose(self, lo, hi, scale, home, start, t, u):
+        """The policy's pick among ``[lo, hi)``; ``u``: the decision's four draws."""
+        if self.kind == ENVOY_OD:
+            return self.od.choose(lo, hi, lambda j: self.count[j] * scale + self.base[j], u)
+        if self.kind == PEAK_EWMA:
+            return self._peak_choose(lo, hi, t, u)
+        return self._argmin(lo, hi, scale, home, start)
+
+    def _argmin(self, lo, hi, scale, home, start):
         """First lowest score in cyclic order from ``lo + start % n``."""
         n = hi - lo
         k0 = lo + start % n
@@ -250,14 +279,14 @@ class _Sim:
     # --- request life ----------------------------------------------------------------
     def arrive(self, t, k):
         self._next_arrival(k + 1)
-        a, prompt, out, ing, tie_p, tie_d = self.arrivals[k]
-        r = Request(a, prompt, out, ing, tie_d, self.warmup <= a < self.measure_end)
+        a, prompt, out, ing, tie_p, tie_d, u = self.arrivals[k]
+        r = Request(a, prompt, out, ing, tie_d, u, self.warmup <= a < self.measure_end)
         if r.measured:
             self.res["arrived"] += 1
         self.push(a + self.timeout, DEADLINE, r)
-        p = r.p = self.choose(0, self.n_pf, self.load_pf, ing, tie_p)
+        p = r.p = self.choose(0, self.n_pf, self.load_pf, ing, tie_p, t, u[U_PREFILL:])
         if self.down[p]:
-            self._resolve_bad(r, False)
+            self._resolve_bad(r, False, t)
             return
         r.state = "pq"
         self.hold(p, r)
@@ -298,13 +327,16 @@ class _Sim:
         self._serve_next(p, t)
         if self.n_pf == self.n_w:  # prefill-only model: done now
             self.unhold(p, r)
-            self._charge_success(r)
+            self._charge_success(r, t)
             self._done(r, t, t)
             return
-        d = r.d = self.choose(self.n_pf, self.n_w, 1.0 / self.slots, self.pod[p], r.tie_d)
+        r.t_dec = t
+        d = r.d = self.choose(
+            self.n_pf, self.n_w, 1.0 / self.slots, self.pod[p], r.tie_d, t, r.u[U_DECODE:]
+        )
         if self.down[d]:
             self.unhold(p, r)
-            self._resolve_bad(r, False)
+            self._resolve_bad(r, False, t)
             return
         self.hold(d, r)
         if self.qpos[d] >= len(self.queue[d]) and self.used[d] < self.slots:
@@ -351,7 +383,7 @@ class _Sim:
         r.state = "dec"
         self.decoding[r.d] += 1
         if self.scope != "e2e" or r.end <= r.a + self.timeout:
-            self._charge_success(r)
+            self._charge_success(r, t)
         self.push(r.end, DECODE_END, r)
 
     def decode_end(self, t, r):
@@ -385,14 +417,14 @@ class _Sim:
             late = s != "dec"
         if late:
             self._detach(r, t)
-            self._resolve_bad(r, True)
+            self._resolve_bad(r, True, t)
 
     def _fail_all_on(self, x, t):
         """Worker ``x`` went down: fail everything it holds (its load, MODEL.md 2.8)."""
         for r in sorted(self.held[x], key=lambda r: r.a):
             if r.state not in ("done", "bad"):
                 self._detach(r, t)
-                self._resolve_bad(r, False)
+                self._resolve_bad(r, False, t)
 
     def _detach(self, r, t):
         """Take ``r`` out of every queue, interface and slot it holds."""
@@ -414,7 +446,7 @@ class _Sim:
             self._release_slot(r, s == "dec", t)
 
     # --- outcomes --------------------------------------------------------------------
-    def _resolve_bad(self, r, timed_out):
+    def _resolve_bad(self, r, timed_out, t):
         r.state = "bad"
         key = "timed_out" if timed_out else "failed_other"
         if r.measured:
@@ -426,11 +458,53 @@ class _Sim:
                     self.tout[x] += 1.0
                 else:
                     self.fail[x] += 1.0
+        self._policy_outcome(r, False, t)
 
-    def _charge_success(self, r):
+    def _charge_success(self, r, t):
         self.outc[r.p] += 1.0
         if r.d >= 0:
             self.outc[r.d] += 1.0
+        self._policy_outcome(r, True, t)
+
+    # --- the production mechanisms ----------------------------------------------------
+    def _policy_outcome(self, r, success, t):
+        """Outcome-driven state, per leg: the prefill leg from arrival, the decode leg from
+        the decode decision (until the first token for a success), observed at ``t``."""
+        legs = [(r.p, t - r.a, U_OUT_P)]
+        if r.d >= 0:
+            legs.append((r.d, t - r.t_dec + (self.tpot if success else 0.0), U_OUT_D))
+        for w, latency, col in legs:
+            if self.kind == ENVOY_OD:
+                self.od.outcome(w, success, t, r.u[col], r.u[col + 1])
+            elif self.kind == PEAK_EWMA:
+                k = self.knobs
+                if not success and k.load_biaser:
+                    latency = max(latency, k.penalty)
+                self._peak_observe(w, latency, t)
+
+    def _peak_observe(self, w, rtt, t):
+        if self.rtt[w] < rtt:  # the peak rule: a spike replaces the estimate
+            self.rtt[w] = rtt
+        else:
+            decay = math.exp(-max(t - self.t_upd[w], 0.0) / self.knobs.decay_time)
+            self.rtt[w] = self.rtt[w] * decay + rtt * (1.0 - decay)
+        self.t_upd[w] = t
+
+    def _peak_choose(self, lo, hi, t, u):
+        n = hi - lo
+        if n == 1:
+            return lo
+        a = min(int(u[0] * n), n - 1)  # two distinct workers
+        b = min(int(u[1] * (n - 1)), n - 2)
+        b += b >= a
+
+        def cost(j):
+            self._peak_observe(j, 0.0, t)  # reading the load decays the estimate first
+            pending = self.count[j] - (self.decoding[j] if j >= self.n_pf else 0)
+            return self.rtt[j] * (pending + 1)
+
+        ca, cb = cost(lo + a), cost(lo + b)
+        return lo + a if ca <= cb else lo + b
 
     def _done(self, r, ft, end):
         r.state = "done"
@@ -438,3 +512,110 @@ class _Sim:
             self.res["completed"] += 1
             self.ttft.append(ft - r.a)
             self.e2e.append(end - r.a)
+
+
+class _Envoy:
+    """Envoy outlier detection and least-request, per role group (two clusters)."""
+
+    def __init__(self, knobs, n, n_pf):
+        self.k, self.n, self.n_pf = knobs, n, n_pf
+        self.c5xx, self.cgw = [0] * n, [0] * n
+        self.ejected, self.backoff = [False] * n, [0] * n
+        self.t_eject, self.t_uneject, self.jitter = [0.0] * n, [-math.inf] * n, [0.0] * n
+        self.sr_s, self.sr_t = [0] * n, [0] * n
+        self.next_interval = 1
+
+    def group(self, w):
+        return range(0, self.n_pf) if w < self.n_pf else range(self.n_pf, self.n)
+
+    def eject(self, w, t, u_enf, enforcing, u_jit):
+        g = self.group(w)
+        n_ej = sum(self.ejected[j] for j in g)
+        if not (
+            100.0 * (n_ej + 1) / len(g) <= self.k.max_ejection_percent
+            or (self.k.always_eject_one_host and n_ej == 0)
+        ):
+            return
+        if not u_enf < enforcing / 100.0:
+            return
+        self.ejected[w], self.t_eject[w] = True, t
+        self.jitter[w] = u_jit * self.k.max_ejection_time_jitter
+        base, top = self.k.base_ejection_time, self.k.max_ejection_time
+        if self.backoff[w] * base < top + base:
+            self.backoff[w] += 1
+
+    def outcome(self, w, success, t, u_enf, u_jit):
+        self.sr_t[w] += 1
+        if success:
+            self.sr_s[w] += 1
+            self.c5xx[w] = self.cgw[w] = 0
+            return
+        k = self.k  # a timeout is a 504, a failure a 503: 5xx and gateway errors both
+        self.cgw[w] += 1
+        if self.cgw[w] == k.consecutive_gateway_failure and not self.ejected[w]:
+            self.eject(w, t, u_enf, k.enforcing_consecutive_gateway_failure, u_jit)
+            self.cgw[w] = 0
+        self.c5xx[w] += 1
+        if self.c5xx[w] == k.consecutive_5xx and not self.ejected[w]:
+            self.eject(w, t, u_enf, k.enforcing_consecutive_5xx, u_jit)
+            self.c5xx[w] = 0
+
+    def timer(self, t):
+        k = self.k
+        if t < self.next_interval * k.interval:
+            return
+        self.next_interval = int(t // k.interval) + 1
+        while self.next_interval * k.interval <= t:  # t on a multiple: fire once, move on
+            self.next_interval += 1
+        last_s, last_t = list(self.sr_s), list(self.sr_t)
+        for w in range(self.n):
+            if self.ejected[w]:
+                due = min(k.base_ejection_time * self.backoff[w], k.max_ejection_time)
+                if due + self.jitter[w] <= t - self.t_eject[w]:
+                    self.ejected[w] = False
+                    self.c5xx[w] = self.cgw[w] = 0
+                    self.t_uneject[w] = t
+        self.sr_s, self.sr_t = [0] * self.n, [0] * self.n
+        for g in (range(0, self.n_pf), range(self.n_pf, self.n)):
+            if (
+                len(g) < k.success_rate_minimum_hosts
+                and len(g) < k.failure_percentage_minimum_hosts
+            ):
+                continue
+            live = [w for w in g if not self.ejected[w] and last_t[w] > 0]
+            rate = {w: 100.0 * last_s[w] / last_t[w] for w in live}
+            sr = [w for w in live if last_t[w] >= k.success_rate_request_volume]
+            if len(sr) >= k.success_rate_minimum_hosts and sr:
+                mean = sum(rate[w] for w in sr) / len(sr)
+                sd = math.sqrt(max(sum(rate[w] ** 2 for w in sr) / len(sr) - mean * mean, 0.0))
+                limit = mean - k.success_rate_stdev_factor / 1000.0 * sd
+                for w in sr:
+                    if not self.ejected[w] and rate[w] < limit:
+                        self.eject(w, t, 0.0, k.enforcing_success_rate, 0.0)
+            fp = [w for w in live if last_t[w] >= k.failure_percentage_request_volume]
+            if len(fp) >= k.failure_percentage_minimum_hosts and fp:
+                for w in fp:
+                    if not self.ejected[w] and 100.0 - rate[w] >= k.failure_percentage_threshold:
+                        self.eject(w, t, 0.0, k.enforcing_failure_percentage, 0.0)
+        for w in range(self.n):
+            if not self.ejected[w] and self.backoff[w] > 0 and t - self.t_uneject[w] >= k.interval:
+                self.backoff[w] -= 1
+
+    def choose(self, lo, hi, score, u):
+        """least_request: ``choice_count`` draws with replacement among the non-ejected
+        workers (all of them in panic), the first strictly lowest wins; 0: full scan."""
+        group = list(range(lo, hi))
+        healthy = [j for j in group if not self.ejected[j]]
+        if not healthy or 100.0 * len(healthy) / len(group) < self.k.healthy_panic_threshold:
+            healthy = group
+        c = int(self.k.choice_count)
+        cands = (
+            healthy
+            if c == 0
+            else [healthy[min(int(x * len(healthy)), len(healthy) - 1)] for x in u[:c]]
+        )
+        best = cands[0]
+        for j in cands[1:]:
+            if score(j) < score(best):
+                best = j
+        return best

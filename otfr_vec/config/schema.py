@@ -8,7 +8,7 @@ ranges are checked by :mod:`otfr_vec.config.validate`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 
 # the default scheduler list: the study's five (every registered policy: otfr_vec.policies)
 SCHEDULERS = ("lc", "fault_aware_lc", "otfr", "fault_aware_otfr", "oracle")
@@ -132,7 +132,7 @@ class SimConfig:
 
 
 @dataclass
-class Config:
+class ScenarioConfig:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
@@ -146,3 +146,18 @@ class Config:
     sim: SimConfig = field(default_factory=SimConfig)
     schedulers: list[str] = field(default_factory=lambda: list(SCHEDULERS))
     out: str | None = None  # run: also save the dataset to this Zarr path
+
+
+def _with_policy_knobs(base: type) -> type:
+    """``base`` plus one section per policy that has knobs (``envoy_od.interval``, ...),
+    each the policy's own knob dataclass from the registry (otfr_vec/policies)."""
+    from ..policies import knob_sections
+
+    sections = [(name, cls, field(default_factory=cls)) for name, cls in knob_sections().items()]
+    cls = make_dataclass("Config", sections, bases=(base,))
+    cls.__module__ = __name__
+    cls.__doc__ = "A scenario: the study's keys and every policy's knob section."
+    return cls
+
+
+Config = _with_policy_knobs(ScenarioConfig)

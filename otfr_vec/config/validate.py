@@ -195,6 +195,19 @@ def _relation_errors(cfg):
             errors.append(f"schedulers: unknown scheduler {s!r}; allowed: {', '.join(known)}")
     if len(set(scheds)) != len(scheds):
         errors.append(f"schedulers={scheds!r}: each scheduler may appear once")
+    return errors + _knob_errors(cfg)
+
+
+def _knob_errors(cfg):
+    """Range errors of every policy knob section present in ``cfg``."""
+    from ..policies import knob_sections
+    from ..policies.binding import knob_errors
+
+    errors = []
+    for section, cls in knob_sections().items():
+        if section in cfg:
+            values = cls(**{k: cfg[section][k] for k in cfg[section]})
+            errors += knob_errors(section, values)
     return errors
 
 

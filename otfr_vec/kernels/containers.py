@@ -6,7 +6,7 @@ sequence number); entries of requests that left early are skipped lazily.
 """
 
 from .jit import kernel
-from .structs import EV_ID, EV_SEQ, Q_NEXT, Q_PREV, W_HEAD, W_TAIL
+from .structs import EV_ID, EV_SEQ, Q_NEXT, Q_PREV, W_HEAD, W_QLEN, W_TAIL
 
 
 @kernel
@@ -19,6 +19,7 @@ def fifo_push(wi, qi, w, i):
     else:
         wi[W_HEAD, w] = i
     wi[W_TAIL, w] = i
+    wi[W_QLEN, w] += 1
 
 
 @kernel
@@ -35,6 +36,7 @@ def fifo_remove(wi, qi, w, i):
         wi[W_TAIL, w] = prv
     qi[Q_NEXT, i] = -1
     qi[Q_PREV, i] = -1
+    wi[W_QLEN, w] -= 1
 
 
 @kernel

@@ -111,12 +111,13 @@ def argmin_pods(g_min, g_dirty, g, lo, k, n_pods, count, scale, base, pod, home,
 
 
 @kernel
-def update_prices(wf, base, g_dirty, pr, pod, pod_n, f_price, health, pod_sum):
+def update_prices(wf, base, g_dirty, pr, pod, pod_n, f_price, health, pod_sum, pw_f):
     """Decay the symptom charges, recompute ``pi`` and the base score of every worker.
 
     ``f_price``: bandwidth factor per pod as this scheduler observes it; ``health``: 0/1
     per worker; ``pod_sum``: scratch of length n_pods, left holding the mean raw price of
-    every pod.
+    every pod; ``pw_f``: the policy's state, whose row 0 is its own term of the base
+    score when ``pr.has_extra`` (a mask, a scorer's value).
     """
     d = pr.decay
     pod_sum[:] = 0.0
@@ -140,4 +141,7 @@ def update_prices(wf, base, g_dirty, pr, pod, pod_n, f_price, health, pod_sum):
         pi = (1.0 - pr.kappa) * wf[W_PI, j] + pr.kappa * pod_sum[pod[j]]
         wf[W_PI, j] = pi
         base[j] = pr.lambda_f * health[j] + pr.lambda_r * pi
+    if pr.has_extra:
+        for j in range(pr.n_workers):
+            base[j] += pw_f[0, j]
     g_dirty[:, :] = 1

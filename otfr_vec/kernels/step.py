@@ -21,7 +21,8 @@ import numpy as np
 
 from .containers import fifo_push, fifo_remove, heap_pop, heap_push
 from .jit import kernel
-from .scoring import argmin_pods, argmin_score, update_prices
+from .policy.hooks import policy_choose, policy_outcome, policy_refresh, policy_routed
+from .scoring import update_prices
 from .structs import (
     ARRIVED,
     ARRIVED_M,
@@ -53,6 +54,9 @@ from .structs import (
     HP_LEN,
     N_FREE,
     N_TX,
+    OUT_FAILURE,
+    OUT_SUCCESS,
+    OUT_TIMEOUT,
     PQ,
     Q_ARR,
     Q_D,
@@ -62,11 +66,15 @@ from .structs import (
     Q_P,
     Q_PROMPT,
     Q_REM,
+    Q_RIF_D,
+    Q_RIF_P,
     Q_SEQ,
     Q_STATE,
     Q_T,
+    Q_TD,
     Q_TIE,
     Q_TXPOS,
+    Q_U,
     Q_WIN,
     SCOPE_E2E,
     SCOPE_QUEUE,
@@ -77,6 +85,8 @@ from .structs import (
     TS_ROUTED,
     TX,
     TX_IDS,
+    U_DECODE,
+    U_PREFILL,
     W_BUSY,
     W_DEC,
     W_DOWN,
@@ -181,8 +191,35 @@ def detach(wi, count, g_dirty, qi, qf, ctr, pr, pod, i, t):
 
 
 @kernel
-def resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, timed_out, w):
-    """Count a timeout or failure of request ``i``, charge it to its workers, free it."""
+def charge_policy(pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i, kind, t):
+    """The policy's outcome hook for both workers of request ``i``, resolved at ``t``.
+
+    Leg latencies as a router would measure them: the prefill leg from arrival until the
+    request resolves (a success resolves when its KV has left the prefill worker), the
+    decode leg from the decode decision until its first token (for a failure: until
+    it resolves). Both are observed at ``t``.
+    """
+    d = qi[Q_D, i]
+    lat_p = t - qf[Q_ARR, i]
+    policy_outcome(
+        pr, qi[Q_P, i], kind, lat_p, qi[Q_RIF_P, i], t, qf[Q_U + 4, i], qf[Q_U + 5, i],
+        pod, wf, base, g_dirty, health, pw_i, pw_f, pg_i, kn,
+    )  # fmt: skip
+    if d >= 0:
+        lat_d = t - qf[Q_TD, i] + (pr.tpot if kind == OUT_SUCCESS else 0.0)
+        policy_outcome(
+            pr, d, kind, lat_d, qi[Q_RIF_D, i], t, qf[Q_U + 6, i], qf[Q_U + 7, i],
+            pod, wf, base, g_dirty, health, pw_i, pw_f, pg_i, kn,
+        )  # fmt: skip
+
+
+@kernel
+def resolve_bad(
+    wf, base, g_dirty, health, qi, qf, ctr, cnt, win, ts, pr, pod, pw_i, pw_f, pg_i, kn,
+    i, timed_out, w, t,
+):  # fmt: skip
+    """Count a timeout or failure of request ``i`` at ``t``, charge it to its workers,
+    free it."""
     meas = qi[Q_WIN, i] >= 0
     cnt[TIMED_OUT if timed_out else FAILED] += 1
     if meas:
@@ -193,14 +230,21 @@ def resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, timed_out, w):
             wf[W_OUTC, x] += 1.0
             wf[W_TOUT if timed_out else W_FAIL, x] += 1.0
             ts[TS_FAIL, w, pod[x]] += 1
+    if pr.hooks:
+        kind = OUT_TIMEOUT if timed_out else OUT_FAILURE
+        charge_policy(pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i, kind, t)
     free_request(qi, ctr, i)
 
 
 @kernel
-def charge_success(wf, qi, i):
+def charge_success(wf, base, g_dirty, health, qi, qf, pr, pod, pw_i, pw_f, pg_i, kn, i, t):
     wf[W_OUTC, qi[Q_P, i]] += 1.0
     if qi[Q_D, i] >= 0:
         wf[W_OUTC, qi[Q_D, i]] += 1.0
+    if pr.hooks:
+        charge_policy(
+            pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i, OUT_SUCCESS, t
+        )
 
 
 @kernel
@@ -216,7 +260,9 @@ def record_done(qi, qf, ctr, cnt, hist, lat_sum, i, ft, end):
 
 
 @kernel
-def first_token(wi, wf, qi, qf, ctr, hp_i, hp_t, pr, i, fin):
+def first_token(
+    wi, wf, base, g_dirty, health, qi, qf, ctr, hp_i, hp_t, pr, pod, pw_i, pw_f, pg_i, kn, i, fin
+):
     """The KV transfer of ``i`` ended at ``fin``: decide its fate and start decoding."""
     ft = fin + pr.tpot
     end = fin + qf[Q_OUT, i] * pr.tpot
@@ -229,68 +275,47 @@ def first_token(wi, wf, qi, qf, ctr, hp_i, hp_t, pr, i, fin):
     qi[Q_STATE, i] = DEC
     wi[W_DEC, qi[Q_D, i]] += 1
     if pr.scope != SCOPE_E2E or end <= deadline:
-        charge_success(wf, qi, i)
+        charge_success(wf, base, g_dirty, health, qi, qf, pr, pod, pw_i, pw_f, pg_i, kn, i, fin)
     ctr[HP_LEN] = heap_push(hp_t, hp_i, ctr[HP_LEN], end, i, qi[Q_SEQ, i])
 
 
 @kernel
-def choose(count, base, g_min, g_dirty, pr, pod, g, lo, hi, scale, home, start):
-    """Route among workers ``[lo, hi)`` (group ``g``: 0 prefill, 1 decode)."""
-    path = pr.lambda_p * pr.cross_pod_cost
-    if pr.incremental:
-        return argmin_pods(
-            g_min,
-            g_dirty,
-            g,
-            lo,
-            (hi - lo) // pr.n_pods,
-            pr.n_pods,
-            count,
-            scale,
-            base,
-            pod,
-            home,
-            path,
-            start,
-        )
-    return argmin_score(lo, hi, count, scale, base, pod, home, path, start)
-
-
-@kernel
 def prefill_done(
-    wi, wf, count, base, g_min, g_dirty, qi, qf, ctr, cnt, win, ts, hist, lat_sum, pr, pod, i, t, w
-):
+    wi, wf, count, base, g_min, g_dirty, health, qi, qf, ctr, cnt, win, ts, hist, lat_sum,
+    pr, pod, pw_i, pw_f, pg_i, pg_f, kn, i, t, w,
+):  # fmt: skip
     """Prefill of ``i`` ended at ``t``: finish it (prefill-only) or route it to decode."""
     p = qi[Q_P, i]
     if pr.scope != SCOPE_QUEUE and t > qf[Q_ARR, i] + pr.timeout:
         add_count(count, g_dirty, pr, pod, p, -1)
-        resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, True, w)
+        resolve_bad(
+            wf, base, g_dirty, health, qi, qf, ctr, cnt, win, ts, pr, pod, pw_i, pw_f, pg_i, kn,
+            i, True, w, t,
+        )  # fmt: skip
         return
     if pr.n_prefill == pr.n_workers:  # prefill-only model: done when prefill ends
         add_count(count, g_dirty, pr, pod, p, -1)
-        charge_success(wf, qi, i)
+        charge_success(wf, base, g_dirty, health, qi, qf, pr, pod, pw_i, pw_f, pg_i, kn, i, t)
         record_done(qi, qf, ctr, cnt, hist, lat_sum, i, t, t)
         return
-    d = choose(
-        count,
-        base,
-        g_min,
-        g_dirty,
-        pr,
-        pod,
-        1,
-        pr.n_prefill,
-        pr.n_workers,
-        1.0 / pr.slots,
-        pod[p],
-        qi[Q_TIE, i],
-    )
+    qf[Q_TD, i] = t
+    d = policy_choose(
+        pr, 1, pr.n_prefill, pr.n_workers, pr.decode_load_scale, pod[p], qi[Q_TIE, i], t,
+        qf[Q_U, i], qf[Q_U + 1, i], qf[Q_U + 2, i], qf[Q_U + 3, i],
+        count, base, g_min, g_dirty, pod, wi, wf, health, pw_i, pw_f, pg_i, pg_f, kn,
+    )  # fmt: skip
     cnt[DECISIONS] += 1
     ts[TS_ROUTED, w, pod[d]] += 1
     qi[Q_D, i] = d
+    if pr.hooks:
+        qi[Q_RIF_D, i] = count[d]
+        policy_routed(pr, d, pg_i, kn)
     if wi[W_DOWN, d] != 0:  # sent to a worker that is down: fails at once
         add_count(count, g_dirty, pr, pod, p, -1)
-        resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, False, w)
+        resolve_bad(
+            wf, base, g_dirty, health, qi, qf, ctr, cnt, win, ts, pr, pod, pw_i, pw_f, pg_i, kn,
+            i, False, w, t,
+        )  # fmt: skip
         return
     add_count(count, g_dirty, pr, pod, d, +1)
     if wi[W_HEAD, d] < 0 and wi[W_SLOTS, d] < pr.slots:
@@ -299,7 +324,10 @@ def prefill_done(
     elif pr.scope == SCOPE_QUEUE and t > qf[Q_ARR, i] + pr.timeout:
         add_count(count, g_dirty, pr, pod, d, -1)
         add_count(count, g_dirty, pr, pod, p, -1)
-        resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, True, w)
+        resolve_bad(
+            wf, base, g_dirty, health, qi, qf, ctr, cnt, win, ts, pr, pod, pw_i, pw_f, pg_i, kn,
+            i, True, w, t,
+        )  # fmt: skip
     else:
         qi[Q_STATE, i] = DWAIT
         qf[Q_T, i] = t
@@ -308,30 +336,11 @@ def prefill_done(
 
 @kernel
 def arrive(
-    wi,
-    wf,
-    count,
-    base,
-    g_min,
-    g_dirty,
-    qi,
-    qf,
-    ctr,
-    cnt,
-    win,
-    ts,
-    dl_i,
-    dl_t,
-    pr,
-    pod,
-    a,
-    prompt,
-    out,
-    ing,
-    tie_p,
-    tie_d,
-    w,
-):
+    wi, wf, count, base, g_min, g_dirty, health, qi, qf, ctr, cnt, win, ts, dl_i, dl_t,
+    pr, pod, pw_i, pw_f, pg_i, pg_f, kn, a, prompt, out, ing, tie_p, tie_d, u, r, w,
+):  # fmt: skip
+    """Request ``r`` of the block arrives at ``a``: queue it at the prefill worker the
+    policy picks (``u``: the block's policy draws)."""
     n = ctr[N_FREE] - 1
     i = qi[FREE_IDS, n]
     ctr[N_FREE] = n
@@ -358,14 +367,25 @@ def arrive(
     dl_i[EV_SEQ, k] = seq
     dl_t[k] = a + pr.timeout
     ctr[DL_LEN] += 1
-    p = choose(
-        count, base, g_min, g_dirty, pr, pod, 0, 0, pr.n_prefill, pr.prefill_load_scale, ing, tie_p
-    )
+    if pr.keep_draws:  # the decode decision's and the outcomes' draws, for later
+        for c in range(8):
+            qf[Q_U + c, i] = u[r, U_DECODE + c]
+    p = policy_choose(
+        pr, 0, 0, pr.n_prefill, pr.prefill_load_scale, ing, tie_p, a,
+        u[r, U_PREFILL], u[r, U_PREFILL + 1], u[r, U_PREFILL + 2], u[r, U_PREFILL + 3],
+        count, base, g_min, g_dirty, pod, wi, wf, health, pw_i, pw_f, pg_i, pg_f, kn,
+    )  # fmt: skip
     cnt[DECISIONS] += 1
     ts[TS_ROUTED, w, pod[p]] += 1
     qi[Q_P, i] = p
+    if pr.hooks:
+        qi[Q_RIF_P, i] = count[p]
+        policy_routed(pr, p, pg_i, kn)
     if wi[W_DOWN, p] != 0:
-        resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, False, w)
+        resolve_bad(
+            wf, base, g_dirty, health, qi, qf, ctr, cnt, win, ts, pr, pod, pw_i, pw_f, pg_i, kn,
+            i, False, w, a,
+        )  # fmt: skip
         return
     qi[Q_STATE, i] = PQ
     add_count(count, g_dirty, pr, pod, p, +1)
@@ -518,7 +538,12 @@ def advance(
     ts_price,
     hist,
     lat_sum,
+    pw_i,
+    pw_f,
+    pg_i,
+    pg_f,
     pr,
+    kn,
     pod,
     pod_n,
     s0,
@@ -529,20 +554,25 @@ def advance(
     ingress,
     tie_p,
     tie_d,
+    u,
     f_true,
     f_obs,
     labels,
     fault_ids,
     down_start,
     down_end,
+    u_tick,
+    tick0,
     health,
     pod_sum,
 ):
     """Advance one scheduler from step ``s0`` to ``s1``; return the arrivals consumed.
 
-    The first 19 arguments are the fields of a :class:`~.structs.State`. ``f_true`` and
-    ``f_obs``: ``[s1 - s0, n_pods]`` true and observed factors; ``labels``:
-    ``[n_refresh, n_workers]``; ``health`` and ``pod_sum`` are scratch arrays.
+    The first 23 arguments are the fields of a :class:`~.structs.State`; ``kn``: the
+    policy's knobs. ``arrival`` ... ``u``: the block's requests (``u``: their policy
+    draws, ``[n, N_U]``). ``f_true`` and ``f_obs``: ``[s1 - s0, n_pods]`` true and
+    observed factors; ``labels``: ``[n_refresh, n_workers]``; ``u_tick``: the policy's
+    timer draws, row ``k - tick0`` for tick ``k``; ``health`` and ``pod_sum`` are scratch.
     """
     n_req = arrival.size
     nxt = 0
@@ -565,7 +595,10 @@ def advance(
                     on_p = qi[Q_P, i] == x and (q == PQ or q == DWAIT or q == TX)
                     if q != FREE and (on_p or (qi[Q_D, i] == x and q >= DWAIT)):
                         detach(wi, count, g_dirty, qi, qf, ctr, pr, pod, i, t0)
-                        resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, False, w)
+                        resolve_bad(
+                            wf, base, g_dirty, health, qi, qf, ctr, cnt, win, ts, pr, pod,
+                            pw_i, pw_f, pg_i, kn, i, False, w, t0,
+                        )  # fmt: skip
         # 2. prices and base scores
         if pr.health == HEALTH_TRUTH:
             for j in range(pr.n_workers):
@@ -578,7 +611,12 @@ def advance(
         else:
             health[:] = 0.0
         f_price = f_now if pr.true_bw else f_obs[s - s0]
-        update_prices(wf, base, g_dirty, pr, pod, pod_n, f_price, health, pod_sum)
+        if pr.hooks:  # the policy's timers, before the step's base scores
+            policy_refresh(
+                pr, t0, wi, wf, count, base, g_dirty, pod, health, pw_i, pw_f, pg_i, pg_f, kn,
+                ctr, u_tick, tick0,
+            )  # fmt: skip
+        update_prices(wf, base, g_dirty, pr, pod, pod_n, f_price, health, pod_sum, pw_f)
         for q in range(pr.n_pods):  # the blend keeps pod means: mean pi = mean raw price
             ts_price[w, q] += pod_sum[q]
         # 3. decode ends free their slots
@@ -595,30 +633,10 @@ def advance(
         # 4. arrivals, routed one by one in arrival order
         while nxt < n_req and arrival[nxt] < t1:
             arrive(
-                wi,
-                wf,
-                count,
-                base,
-                g_min,
-                g_dirty,
-                qi,
-                qf,
-                ctr,
-                cnt,
-                win,
-                ts,
-                dl_i,
-                dl_t,
-                pr,
-                pod,
-                arrival[nxt],
-                prompt[nxt],
-                output[nxt],
-                ingress[nxt],
-                tie_p[nxt],
-                tie_d[nxt],
-                w,
-            )
+                wi, wf, count, base, g_min, g_dirty, health, qi, qf, ctr, cnt, win, ts, dl_i,
+                dl_t, pr, pod, pw_i, pw_f, pg_i, pg_f, kn, arrival[nxt], prompt[nxt],
+                output[nxt], ingress[nxt], tie_p[nxt], tie_d[nxt], u, nxt, w,
+            )  # fmt: skip
             nxt += 1
         # 5. prefill service, then decode routing in order of prefill end
         nbuf = serve_prefill(wi, wf, qi, qf, pr, t0, t1)
@@ -626,26 +644,9 @@ def advance(
             sort_buffer(qi, qf, nbuf)
             for k in range(nbuf):
                 prefill_done(
-                    wi,
-                    wf,
-                    count,
-                    base,
-                    g_min,
-                    g_dirty,
-                    qi,
-                    qf,
-                    ctr,
-                    cnt,
-                    win,
-                    ts,
-                    hist,
-                    lat_sum,
-                    pr,
-                    pod,
-                    qi[BUF_ID, k],
-                    qf[BUF_T, k],
-                    w,
-                )
+                    wi, wf, count, base, g_min, g_dirty, health, qi, qf, ctr, cnt, win, ts, hist,
+                    lat_sum, pr, pod, pw_i, pw_f, pg_i, pg_f, kn, qi[BUF_ID, k], qf[BUF_T, k], w,
+                )  # fmt: skip
         # 6. KV transfers
         nbuf = advance_transfers(wi, qi, qf, ctr, pr, pod, f_now, t0, t1)
         if nbuf > 0:
@@ -654,7 +655,10 @@ def advance(
                 i = qi[BUF_ID, k]
                 tx_remove(wi, qi, ctr, i)
                 add_count(count, g_dirty, pr, pod, qi[Q_P, i], -1)  # the KV left the prefill worker
-                first_token(wi, wf, qi, qf, ctr, hp_i, hp_t, pr, i, qf[BUF_T, k])
+                first_token(
+                    wi, wf, base, g_dirty, health, qi, qf, ctr, hp_i, hp_t, pr, pod, pw_i, pw_f,
+                    pg_i, kn, i, qf[BUF_T, k],
+                )  # fmt: skip
         # 7. deadlines, in arrival order
         while ctr[DL_LEN] > 0 and dl_t[ctr[DL_HEAD]] < t1:
             h = ctr[DL_HEAD]
@@ -665,7 +669,10 @@ def advance(
             ctr[DL_LEN] -= 1
             if qi[Q_SEQ, i] == seq and is_late(qi, qf, pr, i, t):
                 detach(wi, count, g_dirty, qi, qf, ctr, pr, pod, i, t)
-                resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, True, w)
+                resolve_bad(
+                    wf, base, g_dirty, health, qi, qf, ctr, cnt, win, ts, pr, pod, pw_i, pw_f,
+                    pg_i, kn, i, True, w, t,
+                )  # fmt: skip
         for d in range(pr.n_prefill, pr.n_workers):
             wf[W_BUSY, d] = wi[W_DEC, d] / pr.slots
         if pr.check:

@@ -22,6 +22,8 @@ FREE, PQ, DWAIT, TX, FTWAIT, DEC = 0, 1, 2, 3, 4, 5
 SCOPE_TTFT, SCOPE_QUEUE, SCOPE_E2E = 0, 1, 2
 # health source
 HEALTH_OFF, HEALTH_LABELS, HEALTH_TRUTH = 0, 1, 2
+# outcome kinds charged to a worker
+OUT_SUCCESS, OUT_TIMEOUT, OUT_FAILURE = 0, 1, 2
 
 # wi rows (int64 per worker)
 W_HEAD, W_TAIL = 0, 1  # FIFO: prefill queue (prefill workers) or slot wait (decode workers)
@@ -29,7 +31,8 @@ W_SLOTS = 2  # decode slots reserved (transfer, first token, decoding)
 W_DEC = 3  # sequences decoding (compute busy)
 W_NTX = 4  # transfers on the interface
 W_DOWN = 5
-N_WI = 6
+W_QLEN = 6  # requests in the FIFO (prefill: queued incl. the one in service; decode: waiting)
+N_WI = 7
 # wf rows (float64 per worker)
 W_BUSY = 0  # compute busy fraction of the last step
 W_UTIL = 1  # its EWMA
@@ -43,19 +46,25 @@ Q_TXPOS = 7  # place in the list of active transfers
 Q_SEQ = 8  # arrival sequence number, -1 when free (stale ring/heap entries are skipped)
 Q_WIN = 9  # arrival window, -1 if outside the measured window
 FREE_IDS, TX_IDS, BUF_ID = 10, 11, 12  # free stack, active transfers, per-step scratch
-N_QI = 13
+Q_RIF_P, Q_RIF_D = 13, 14  # the prefill / decode worker's load when the request was routed
+N_QI = 15
 # qf rows (float64 per request place)
 Q_ARR, Q_PROMPT, Q_OUT = 0, 1, 2
 Q_REM = 3  # prefill tokens, then KV bytes, left
 Q_T = 4  # when it joined its queue / started its transfer / got its first token
 Q_END = 5  # last token
 BUF_T = 6  # per-step scratch: event times
-N_QF = 7
+Q_TD = 7  # when the decode decision was made (prefill end): start of the decode leg
+Q_U = 8  # first of the request's policy draws kept for later (decode decision, outcomes)
+N_QF = Q_U + 8
+# the per-request policy draws (``Requests.u`` columns, uniforms in [0, 1)): four for the
+# prefill decision, four for the decode decision, two per worker for outcome-driven draws
+U_PREFILL, U_DECODE, U_OUT_P, U_OUT_D, N_U = 0, 4, 8, 10, 12
 # ev rows: deadline ring (arrival order is deadline order) and completion heap
 EV_ID, EV_SEQ = 0, 1
 
 # ctr: bookkeeping of the containers
-N_FREE, N_TX, DL_HEAD, DL_LEN, HP_LEN, SEQ, ERR, ERR_STEP, N_CTR = range(9)
+N_FREE, N_TX, DL_HEAD, DL_LEN, HP_LEN, SEQ, ERR, ERR_STEP, NEXT_TICK, N_CTR = range(10)
 # cnt: outcome counters; *_M are over requests arriving in the measured window
 (
     ARRIVED,
@@ -110,6 +119,14 @@ class Params(NamedTuple):
     n_workers: int
     check: int  # 1: verify conservation and non-negativity at every step
     incremental: int  # 1: route through per-pod cached minima, 0: full scan (same choices)
+    # the policy (otfr_vec.policies): which kernel hooks run, and the score's pieces
+    policy: int  # policy kernel id (kernels/policy/ids.py); one compiled kernel serves all
+    load_weight: float  # multiplies the load term (0: the score ignores live load)
+    decode_load_scale: float  # load per decode request: load_weight / slots
+    has_extra: int  # 1: base_j also adds the policy's own term (pw_f[EXTRA, j])
+    hooks: int  # 1: the policy has outcome / refresh / routed hooks (0 for the study's five)
+    keep_draws: int  # 1: keep each request's decode and outcome draws (qf[Q_U:])
+    tick: float  # s between the policy's timer ticks (0: none)
 
 
 class State(NamedTuple):
@@ -134,9 +151,18 @@ class State(NamedTuple):
     ts_price: np.ndarray  # float64[n_win, n_pods]: sum over steps of the pod mean price
     hist: np.ndarray  # int64[2, HIST_BINS]: TTFT and e2e of completed measured requests
     lat_sum: np.ndarray  # float64[2]: their sums (for the means)
+    # the policy's own state, shapes declared by the policy (otfr_vec.policies)
+    pw_i: np.ndarray  # int64[rows, n_workers]
+    pw_f: np.ndarray  # float64[rows, n_workers]
+    pg_i: np.ndarray  # int64[rows, width]
+    pg_f: np.ndarray  # float64[rows, width]
 
 
-def new_state(n_workers: int, n_pods: int, n_win: int, capacity: int) -> State:
+def new_state(
+    n_workers: int, n_pods: int, n_win: int, capacity: int, policy_shape=(0, 0, 0, 0, 0)
+) -> State:
+    """A fresh state; ``policy_shape``: the policy's (int rows, float rows per worker,
+    global int rows, global float rows, global width)."""
     i8, f8 = np.int64, np.float64
     cap = max(int(capacity), 16)
     wi = np.zeros((N_WI, n_workers), i8)
@@ -167,6 +193,10 @@ def new_state(n_workers: int, n_pods: int, n_win: int, capacity: int) -> State:
         ts_price=np.zeros((n_win, n_pods), f8),
         hist=np.zeros((2, HIST_BINS), i8),
         lat_sum=np.zeros(2, f8),
+        pw_i=np.zeros((policy_shape[0], n_workers), i8),
+        pw_f=np.zeros((policy_shape[1], n_workers), f8),
+        pg_i=np.zeros((policy_shape[2], max(policy_shape[4], 1)), i8),
+        pg_f=np.zeros((policy_shape[3], max(policy_shape[4], 1)), f8),
     )
 
 

@@ -1,14 +1,18 @@
-"""The study's five schedulers: one scoring rule with different weights (MODEL section 5).
+"""The study's five schedulers: one scoring rule with different weights (docs/POLICIES.md).
 
     S_j = load_j + lambda_f * health_j + lambda_r * pi_j + lambda_p * path_cost_j
 
 A scheduler of this family says which health source it uses, whether it pays the risk
 price and whether the price sees the true bandwidth; the weights themselves are the
-``weights.*`` and ``price.*`` keys, shared by all five.
+``weights.*`` and ``price.*`` keys, shared by all five. Kernel: the ``SCORE`` family
+(kernels/scoring.py), no hooks, no draws of its own.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
+from .binding import Binding, plain
 from .registry import Policy, register
 
 STUDY_SOURCE = (
@@ -25,5 +29,17 @@ FIVE = {
     "oracle": ("hybrid with true labels and direct telemetry", "#2ca02c", "truth", True, True),
 }
 
-for order, (name, (desc, colour, *_settings)) in enumerate(FIVE.items()):
-    register(Policy(name, desc, STUDY_SOURCE, colour, order, "study"))
+
+def _binder(health: str, price: bool, true_bw: bool):
+    def bind(cfg, knobs=None) -> Binding:
+        return Binding(plain(cfg, health, price, true_bw), np.zeros(1))
+
+    return bind
+
+
+for order, (name, (desc, colour, health, price, true_bw)) in enumerate(FIVE.items()):
+    register(
+        Policy(
+            name, desc, STUDY_SOURCE, colour, order, "study", bind=_binder(health, price, true_bw)
+        )
+    )

@@ -66,6 +66,30 @@ def get(name: str) -> Policy:
         raise KeyError(f"unknown scheduler {name!r}; allowed: {', '.join(names())}") from None
 
 
+def knob_sections() -> dict[str, type]:
+    """Config section -> knob dataclass, for every policy that owns its knobs (variants
+    and compositions read their base policy's section)."""
+    out = {}
+    for name in names():
+        pol = _REGISTRY[name]
+        if pol.knobs is not None and pol.section == name:
+            out[name] = pol.knobs
+    return out
+
+
+def knobs_of(name: str, cfg):
+    """The knob values policy ``name`` runs with under ``cfg``: its section, then the
+    values a variant fixes; None for a policy without knobs."""
+    import dataclasses
+
+    pol = get(name)
+    if pol.knobs is None:
+        return None
+    section = cfg[pol.section] if pol.section in cfg else {}
+    values = pol.knobs(**{k: section[k] for k in section})
+    return dataclasses.replace(values, **pol.fixed)
+
+
 def color(name: str) -> str:
     """A policy's plot colour; grey for a name this version does not know (an old store)."""
     pol = _REGISTRY.get(name)

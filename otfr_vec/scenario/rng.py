@@ -12,6 +12,8 @@ import numpy as np
 
 # stream ids: the first element of each spawn key
 WORKLOAD, DEGRADATION, LABELS, FAULTS = 0, 1, 2, 3
+# policies' own draws: per workload block (decisions, outcomes) and per timer tick
+POLICY, POLICY_TICK = 4, 5
 
 
 def generator(seed: int, *key: int) -> np.random.Generator:

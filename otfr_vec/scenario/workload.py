@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..kernels.structs import N_U
 from . import rng
 
 BLOCK_S = 10.0  # simulated seconds of arrivals per generated block
@@ -26,6 +27,9 @@ class Requests(NamedTuple):
     ingress: np.ndarray  # int64, pod the request enters at
     tie_prefill: np.ndarray  # int64, seeded offset where the prefill argmin scan starts
     tie_decode: np.ndarray  # int64, the same for the decode decision
+    # float64[n, N_U]: the policies' uniforms (decisions, outcomes; kernels/structs.py
+    # U_*), from their own stream per block, so the study's draws above never change
+    u: np.ndarray
 
     @staticmethod
     def concat(parts: list[Requests]) -> Requests:
@@ -66,7 +70,13 @@ def _finish(g: np.random.Generator, arrival, prompt, output, n_pods: int) -> Req
         g.integers(0, n_pods, n, dtype=np.int64),
         g.integers(0, TIE_RANGE, n, dtype=np.int64),
         g.integers(0, TIE_RANGE, n, dtype=np.int64),
+        np.zeros((n, N_U)),  # filled per block by Stream (policy_draws)
     )
+
+
+def policy_draws(seed: int, block: int, n: int) -> np.ndarray:
+    """The policies' uniforms for the ``n`` requests of workload block ``block``."""
+    return rng.generator(seed, rng.POLICY, block).random((n, N_U))
 
 
 class SyntheticWorkload:
@@ -108,8 +118,11 @@ class Stream:
     def until(self, horizon: float) -> Requests:
         """All not-yet-served arrivals; guaranteed to include every one before ``horizon``."""
         parts = [self.pending]
+        seed = self.workload.cfg.sim.seed
         while self.next_block * BLOCK_S < horizon:
-            parts.append(self.workload.block(self.next_block))
+            req = self.workload.block(self.next_block)
+            u = policy_draws(seed, self.next_block, len(req))
+            parts.append(Requests(*tuple(req)[:-1], u))  # not _replace: __len__ is overridden
             self.next_block += 1
         self.pending = Requests.concat(parts)
         return self.pending
