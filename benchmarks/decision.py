@@ -22,13 +22,15 @@ import time
 
 import numpy as np
 
-from otfr_vec import make_config
+from otfr_vec import make_config, policies
+from otfr_vec.engine import bind
 from otfr_vec.kernels.decision import tree_argmin, tree_build, tree_set, tree_size
 from otfr_vec.kernels.jit import kernel
+from otfr_vec.kernels.policy.ids import SCORE
 from otfr_vec.kernels.scoring import argmin_pods, argmin_score
-from otfr_vec.schedulers import POLICIES
 
-SCHEDULERS = tuple(POLICIES)
+# the study's score family: one argmin over count * scale + base
+SCHEDULERS = tuple(n for n in policies.names() if bind(make_config(), n).params["policy"] == SCORE)
 
 
 def layout(n: int) -> tuple[int, int]:
@@ -45,7 +47,7 @@ def workers(n: int, scheduler: str, seed: int = 0) -> tuple[list[dict], dict]:
     """
     cfg = make_config()
     n_pods, k = layout(n)
-    pol = POLICIES[scheduler]
+    pol = bind(cfg, scheduler).params
     g = np.random.default_rng(seed)
     bad = g.random(n_pods) < 0.125
     pod = np.repeat(np.arange(n_pods), k)
@@ -56,7 +58,7 @@ def workers(n: int, scheduler: str, seed: int = 0) -> tuple[list[dict], dict]:
             {
                 "pod": int(pod[j]),
                 "load": int(g.integers(0, 9)),
-                "health": 1.0 if (pol.health and deg[j]) else 0.0,
+                "health": 1.0 if (pol["health"] and deg[j]) else 0.0,
                 "util": float(g.uniform(0.5, 1.0) if deg[j] else g.uniform(0.0, 0.7)),
                 "bw": 0.1 if deg[j] else 1.0,
                 "timeouts": float(g.uniform(0, 5)) if deg[j] else 0.0,
@@ -64,16 +66,16 @@ def workers(n: int, scheduler: str, seed: int = 0) -> tuple[list[dict], dict]:
                 "outcomes": float(g.uniform(5, 20)),
             }
         )
-    p, w = cfg.price, cfg.weights
+    p = cfg.price
     weights = {
         "alpha": p.alpha,
-        "beta": p.beta if pol.true_bw else 0.0,  # telemetry none, except the oracle
+        "beta": pol["beta"],  # telemetry none: 0, except for the oracle
         "gamma": p.gamma,
         "eta": p.eta,
         "kappa": p.kappa,
-        "lambda_f": w.lambda_f if pol.health else 0.0,
-        "lambda_r": w.lambda_r if pol.price else 0.0,
-        "path": w.lambda_p * cfg.cluster.cross_pod_cost,
+        "lambda_f": pol["lambda_f"],
+        "lambda_r": pol["lambda_r"],
+        "path": pol["lambda_p"] * cfg.cluster.cross_pod_cost,
         "scale": cfg.workload.prompt_mean / cfg.service.prefill_tokens_per_s / cfg.sim.timeout,
     }
     return recs, weights

@@ -4,7 +4,8 @@
 
 ``base_j = lambda_f * health_j + lambda_r * pi_j`` is fixed within a step;
 ``load_j = count_j * scale`` changes after every decision. A scheduler is a setting of
-the weights (see :mod:`otfr_vec.schedulers`), not a separate code path.
+the weights (see :mod:`otfr_vec.policies.otfr`), not a separate code path; the production
+mechanisms add their own terms through the hooks of :mod:`.policy.hooks`.
 """
 
 import numpy as np

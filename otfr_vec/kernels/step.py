@@ -12,6 +12,13 @@ Step ``s`` covers ``[t0, t1) = [s*dt, (s+1)*dt)``. In order:
 6. KV transfers advance at ``min(bw_p / n_p, bw_d / n_d)`` with the step's counts;
 7. deadlines due before ``t1`` time out whatever has not reached its goal.
 
+The policy acts at the seams of :mod:`.policy.hooks`: its timers before step 2's base
+scores, its pick at every decision, its outcome hook whenever a request resolves.
+Those calls are made from :func:`advance` itself, and only for policies that have hooks:
+a call's array arguments are reference-counted on every call (atomics), so the
+per-request helpers keep the few arrays the study's schedulers need, return what
+happened (an outcome, or that a decision is due), and :func:`advance` does the rest.
+
 Nothing here allocates results, draws random numbers or raises: the engine
 (:mod:`otfr_vec.engine`) prepares every input and reads every output. Helpers take the
 state arrays they touch explicitly (see :mod:`.structs` for why).
@@ -22,7 +29,7 @@ import numpy as np
 from .containers import fifo_push, fifo_remove, heap_pop, heap_push
 from .jit import kernel
 from .policy.hooks import policy_choose, policy_outcome, policy_refresh, policy_routed
-from .scoring import update_prices
+from .scoring import argmin_pods, argmin_score, update_prices
 from .structs import (
     ARRIVED,
     ARRIVED_M,
@@ -99,6 +106,10 @@ from .structs import (
     WIN_ARR,
     WIN_FAIL,
 )
+
+# what a per-request helper reports back to advance: an outcome kind (OUT_*), none yet,
+# or that the request now needs its decode worker
+NO_OUTCOME, NEEDS_DECODE = -1, 3
 
 
 @kernel
@@ -191,13 +202,37 @@ def detach(wi, count, g_dirty, qi, qf, ctr, pr, pod, i, t):
 
 
 @kernel
+def resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, timed_out, w):
+    """Count a timeout or failure of request ``i``, charge it to its workers, free it."""
+    meas = qi[Q_WIN, i] >= 0
+    cnt[TIMED_OUT if timed_out else FAILED] += 1
+    if meas:
+        cnt[TIMED_OUT_M if timed_out else FAILED_M] += 1
+        win[WIN_FAIL, qi[Q_WIN, i]] += 1
+    for x in (qi[Q_P, i], qi[Q_D, i]):
+        if x >= 0:
+            wf[W_OUTC, x] += 1.0
+            wf[W_TOUT if timed_out else W_FAIL, x] += 1.0
+            ts[TS_FAIL, w, pod[x]] += 1
+    free_request(qi, ctr, i)
+
+
+@kernel
+def charge_success(wf, qi, i):
+    wf[W_OUTC, qi[Q_P, i]] += 1.0
+    if qi[Q_D, i] >= 0:
+        wf[W_OUTC, qi[Q_D, i]] += 1.0
+
+
+@kernel
 def charge_policy(pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i, kind, t):
     """The policy's outcome hook for both workers of request ``i``, resolved at ``t``.
 
-    Leg latencies as a router would measure them: the prefill leg from arrival until the
+    Leg latencies as a router measures them: the prefill leg from arrival until the
     request resolves (a success resolves when its KV has left the prefill worker), the
-    decode leg from the decode decision until its first token (for a failure: until
-    it resolves). Both are observed at ``t``.
+    decode leg from the decode decision until its first token (a failure: until it
+    resolved); both observed at ``t``. Called right after the request resolved (its pool
+    place may be free, but no arrival can have reused it yet).
     """
     d = qi[Q_D, i]
     lat_p = t - qf[Q_ARR, i]
@@ -214,40 +249,6 @@ def charge_policy(pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, 
 
 
 @kernel
-def resolve_bad(
-    wf, base, g_dirty, health, qi, qf, ctr, cnt, win, ts, pr, pod, pw_i, pw_f, pg_i, kn,
-    i, timed_out, w, t,
-):  # fmt: skip
-    """Count a timeout or failure of request ``i`` at ``t``, charge it to its workers,
-    free it."""
-    meas = qi[Q_WIN, i] >= 0
-    cnt[TIMED_OUT if timed_out else FAILED] += 1
-    if meas:
-        cnt[TIMED_OUT_M if timed_out else FAILED_M] += 1
-        win[WIN_FAIL, qi[Q_WIN, i]] += 1
-    for x in (qi[Q_P, i], qi[Q_D, i]):
-        if x >= 0:
-            wf[W_OUTC, x] += 1.0
-            wf[W_TOUT if timed_out else W_FAIL, x] += 1.0
-            ts[TS_FAIL, w, pod[x]] += 1
-    if pr.hooks:
-        kind = OUT_TIMEOUT if timed_out else OUT_FAILURE
-        charge_policy(pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i, kind, t)
-    free_request(qi, ctr, i)
-
-
-@kernel
-def charge_success(wf, base, g_dirty, health, qi, qf, pr, pod, pw_i, pw_f, pg_i, kn, i, t):
-    wf[W_OUTC, qi[Q_P, i]] += 1.0
-    if qi[Q_D, i] >= 0:
-        wf[W_OUTC, qi[Q_D, i]] += 1.0
-    if pr.hooks:
-        charge_policy(
-            pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i, OUT_SUCCESS, t
-        )
-
-
-@kernel
 def record_done(qi, qf, ctr, cnt, hist, lat_sum, i, ft, end):
     cnt[COMPLETED] += 1
     if qi[Q_WIN, i] >= 0:
@@ -260,10 +261,9 @@ def record_done(qi, qf, ctr, cnt, hist, lat_sum, i, ft, end):
 
 
 @kernel
-def first_token(
-    wi, wf, base, g_dirty, health, qi, qf, ctr, hp_i, hp_t, pr, pod, pw_i, pw_f, pg_i, kn, i, fin
-):
-    """The KV transfer of ``i`` ended at ``fin``: decide its fate and start decoding."""
+def first_token(wi, wf, qi, qf, ctr, hp_i, hp_t, pr, i, fin):
+    """The KV transfer of ``i`` ended at ``fin``: decide its fate and start decoding.
+    Returns OUT_SUCCESS when a success was charged, else NO_OUTCOME."""
     ft = fin + pr.tpot
     end = fin + qf[Q_OUT, i] * pr.tpot
     deadline = qf[Q_ARR, i] + pr.timeout
@@ -271,52 +271,74 @@ def first_token(
     qf[Q_END, i] = end
     if pr.scope != SCOPE_QUEUE and ft > deadline:
         qi[Q_STATE, i] = FTWAIT  # first token too late: it times out at its deadline
-        return
+        return NO_OUTCOME
     qi[Q_STATE, i] = DEC
     wi[W_DEC, qi[Q_D, i]] += 1
+    charged = NO_OUTCOME
     if pr.scope != SCOPE_E2E or end <= deadline:
-        charge_success(wf, base, g_dirty, health, qi, qf, pr, pod, pw_i, pw_f, pg_i, kn, i, fin)
+        charge_success(wf, qi, i)
+        charged = OUT_SUCCESS
     ctr[HP_LEN] = heap_push(hp_t, hp_i, ctr[HP_LEN], end, i, qi[Q_SEQ, i])
+    return charged
+
+
+@kernel
+def choose(count, base, g_min, g_dirty, pr, pod, g, lo, hi, scale, home, start):
+    """Route among workers ``[lo, hi)`` (group ``g``: 0 prefill, 1 decode) by the
+    study's score: the pick of every policy without hooks."""
+    path = pr.lambda_p * pr.cross_pod_cost
+    if pr.incremental:
+        return argmin_pods(
+            g_min,
+            g_dirty,
+            g,
+            lo,
+            (hi - lo) // pr.n_pods,
+            pr.n_pods,
+            count,
+            scale,
+            base,
+            pod,
+            home,
+            path,
+            start,
+        )
+    return argmin_score(lo, hi, count, scale, base, pod, home, path, start)
 
 
 @kernel
 def prefill_done(
-    wi, wf, count, base, g_min, g_dirty, health, qi, qf, ctr, cnt, win, ts, hist, lat_sum,
-    pr, pod, pw_i, pw_f, pg_i, pg_f, kn, i, t, w,
-):  # fmt: skip
-    """Prefill of ``i`` ended at ``t``: finish it (prefill-only) or route it to decode."""
+    wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, hist, lat_sum, pr, pod, i, t, w
+):
+    """Prefill of ``i`` ended at ``t``: finish it (prefill-only), time it out, or report
+    that it needs a decode worker. Returns an OUT_* kind or NEEDS_DECODE."""
     p = qi[Q_P, i]
     if pr.scope != SCOPE_QUEUE and t > qf[Q_ARR, i] + pr.timeout:
         add_count(count, g_dirty, pr, pod, p, -1)
-        resolve_bad(
-            wf, base, g_dirty, health, qi, qf, ctr, cnt, win, ts, pr, pod, pw_i, pw_f, pg_i, kn,
-            i, True, w, t,
-        )  # fmt: skip
-        return
+        resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, True, w)
+        return OUT_TIMEOUT
     if pr.n_prefill == pr.n_workers:  # prefill-only model: done when prefill ends
         add_count(count, g_dirty, pr, pod, p, -1)
-        charge_success(wf, base, g_dirty, health, qi, qf, pr, pod, pw_i, pw_f, pg_i, kn, i, t)
+        charge_success(wf, qi, i)
         record_done(qi, qf, ctr, cnt, hist, lat_sum, i, t, t)
-        return
+        return OUT_SUCCESS
     qf[Q_TD, i] = t
-    d = policy_choose(
-        pr, 1, pr.n_prefill, pr.n_workers, pr.decode_load_scale, pod[p], qi[Q_TIE, i], t,
-        qf[Q_U, i], qf[Q_U + 1, i], qf[Q_U + 2, i], qf[Q_U + 3, i],
-        count, base, g_min, g_dirty, pod, wi, wf, health, pw_i, pw_f, pg_i, pg_f, kn,
-    )  # fmt: skip
+    return NEEDS_DECODE
+
+
+@kernel
+def to_decode(wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, pr, pod, i, d, t, w):
+    """Send ``i`` (prefill ended at ``t``) to decode worker ``d``: reserve a slot and start
+    its KV transfer, or queue it for a slot. Returns an OUT_* kind or NO_OUTCOME."""
+    p = qi[Q_P, i]
     cnt[DECISIONS] += 1
     ts[TS_ROUTED, w, pod[d]] += 1
     qi[Q_D, i] = d
-    if pr.hooks:
-        qi[Q_RIF_D, i] = count[d]
-        policy_routed(pr, d, pg_i, kn)
+    qi[Q_RIF_D, i] = count[d]
     if wi[W_DOWN, d] != 0:  # sent to a worker that is down: fails at once
         add_count(count, g_dirty, pr, pod, p, -1)
-        resolve_bad(
-            wf, base, g_dirty, health, qi, qf, ctr, cnt, win, ts, pr, pod, pw_i, pw_f, pg_i, kn,
-            i, False, w, t,
-        )  # fmt: skip
-        return
+        resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, False, w)
+        return OUT_FAILURE
     add_count(count, g_dirty, pr, pod, d, +1)
     if wi[W_HEAD, d] < 0 and wi[W_SLOTS, d] < pr.slots:
         wi[W_SLOTS, d] += 1
@@ -324,23 +346,19 @@ def prefill_done(
     elif pr.scope == SCOPE_QUEUE and t > qf[Q_ARR, i] + pr.timeout:
         add_count(count, g_dirty, pr, pod, d, -1)
         add_count(count, g_dirty, pr, pod, p, -1)
-        resolve_bad(
-            wf, base, g_dirty, health, qi, qf, ctr, cnt, win, ts, pr, pod, pw_i, pw_f, pg_i, kn,
-            i, True, w, t,
-        )  # fmt: skip
+        resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, True, w)
+        return OUT_TIMEOUT
     else:
         qi[Q_STATE, i] = DWAIT
         qf[Q_T, i] = t
         fifo_push(wi, qi, d, i)
+    return NO_OUTCOME
 
 
 @kernel
-def arrive(
-    wi, wf, count, base, g_min, g_dirty, health, qi, qf, ctr, cnt, win, ts, dl_i, dl_t,
-    pr, pod, pw_i, pw_f, pg_i, pg_f, kn, a, prompt, out, ing, tie_p, tie_d, u, r, w,
-):  # fmt: skip
-    """Request ``r`` of the block arrives at ``a``: queue it at the prefill worker the
-    policy picks (``u``: the block's policy draws)."""
+def arrive(qi, qf, ctr, cnt, win, dl_i, dl_t, pr, a, prompt, out, ing, tie_d):
+    """Take a pool place for a request arriving at ``a``, count it, queue its deadline;
+    return its place (the policy then picks its prefill worker)."""
     n = ctr[N_FREE] - 1
     i = qi[FREE_IDS, n]
     ctr[N_FREE] = n
@@ -367,29 +385,23 @@ def arrive(
     dl_i[EV_SEQ, k] = seq
     dl_t[k] = a + pr.timeout
     ctr[DL_LEN] += 1
-    if pr.keep_draws:  # the decode decision's and the outcomes' draws, for later
-        for c in range(8):
-            qf[Q_U + c, i] = u[r, U_DECODE + c]
-    p = policy_choose(
-        pr, 0, 0, pr.n_prefill, pr.prefill_load_scale, ing, tie_p, a,
-        u[r, U_PREFILL], u[r, U_PREFILL + 1], u[r, U_PREFILL + 2], u[r, U_PREFILL + 3],
-        count, base, g_min, g_dirty, pod, wi, wf, health, pw_i, pw_f, pg_i, pg_f, kn,
-    )  # fmt: skip
+    return i
+
+
+@kernel
+def to_prefill(wi, wf, count, g_dirty, qi, ctr, cnt, win, ts, pr, pod, i, p, w):
+    """Queue ``i`` at prefill worker ``p``. Returns OUT_FAILURE if ``p`` is down."""
     cnt[DECISIONS] += 1
     ts[TS_ROUTED, w, pod[p]] += 1
     qi[Q_P, i] = p
-    if pr.hooks:
-        qi[Q_RIF_P, i] = count[p]
-        policy_routed(pr, p, pg_i, kn)
+    qi[Q_RIF_P, i] = count[p]
     if wi[W_DOWN, p] != 0:
-        resolve_bad(
-            wf, base, g_dirty, health, qi, qf, ctr, cnt, win, ts, pr, pod, pw_i, pw_f, pg_i, kn,
-            i, False, w, a,
-        )  # fmt: skip
-        return
+        resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, False, w)
+        return OUT_FAILURE
     qi[Q_STATE, i] = PQ
     add_count(count, g_dirty, pr, pod, p, +1)
     fifo_push(wi, qi, p, i)
+    return NO_OUTCOME
 
 
 @kernel
@@ -595,10 +607,12 @@ def advance(
                     on_p = qi[Q_P, i] == x and (q == PQ or q == DWAIT or q == TX)
                     if q != FREE and (on_p or (qi[Q_D, i] == x and q >= DWAIT)):
                         detach(wi, count, g_dirty, qi, qf, ctr, pr, pod, i, t0)
-                        resolve_bad(
-                            wf, base, g_dirty, health, qi, qf, ctr, cnt, win, ts, pr, pod,
-                            pw_i, pw_f, pg_i, kn, i, False, w, t0,
-                        )  # fmt: skip
+                        resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, False, w)
+                        if pr.hooks:
+                            charge_policy(
+                                pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i,
+                                kn, i, OUT_FAILURE, t0,
+                            )  # fmt: skip
         # 2. prices and base scores
         if pr.health == HEALTH_TRUTH:
             for j in range(pr.n_workers):
@@ -632,21 +646,68 @@ def advance(
             release_slot(wi, count, g_dirty, qi, qf, ctr, pr, pod, d, True, end)
         # 4. arrivals, routed one by one in arrival order
         while nxt < n_req and arrival[nxt] < t1:
-            arrive(
-                wi, wf, count, base, g_min, g_dirty, health, qi, qf, ctr, cnt, win, ts, dl_i,
-                dl_t, pr, pod, pw_i, pw_f, pg_i, pg_f, kn, arrival[nxt], prompt[nxt],
-                output[nxt], ingress[nxt], tie_p[nxt], tie_d[nxt], u, nxt, w,
+            a = arrival[nxt]
+            i = arrive(
+                qi, qf, ctr, cnt, win, dl_i, dl_t, pr, a, prompt[nxt], output[nxt], ingress[nxt],
+                tie_d[nxt],
             )  # fmt: skip
+            if pr.hooks:
+                if pr.keep_draws:  # the decode decision's and the outcomes' draws, for later
+                    for c in range(8):
+                        qf[Q_U + c, i] = u[nxt, U_DECODE + c]
+                p = policy_choose(
+                    pr, 0, 0, pr.n_prefill, pr.prefill_load_scale, ingress[nxt], tie_p[nxt], a,
+                    u[nxt, U_PREFILL], u[nxt, U_PREFILL + 1], u[nxt, U_PREFILL + 2],
+                    u[nxt, U_PREFILL + 3], count, base, g_min, g_dirty, pod, wi, wf, health,
+                    pw_i, pw_f, pg_i, pg_f, kn,
+                )  # fmt: skip
+                policy_routed(pr, p, pg_i, kn)
+                if to_prefill(wi, wf, count, g_dirty, qi, ctr, cnt, win, ts, pr, pod, i, p, w) >= 0:
+                    charge_policy(
+                        pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i,
+                        OUT_FAILURE, a,
+                    )  # fmt: skip
+            else:
+                p = choose(
+                    count, base, g_min, g_dirty, pr, pod, 0, 0, pr.n_prefill,
+                    pr.prefill_load_scale, ingress[nxt], tie_p[nxt],
+                )  # fmt: skip
+                to_prefill(wi, wf, count, g_dirty, qi, ctr, cnt, win, ts, pr, pod, i, p, w)
             nxt += 1
         # 5. prefill service, then decode routing in order of prefill end
         nbuf = serve_prefill(wi, wf, qi, qf, pr, t0, t1)
         if nbuf > 0:
             sort_buffer(qi, qf, nbuf)
             for k in range(nbuf):
-                prefill_done(
-                    wi, wf, count, base, g_min, g_dirty, health, qi, qf, ctr, cnt, win, ts, hist,
-                    lat_sum, pr, pod, pw_i, pw_f, pg_i, pg_f, kn, qi[BUF_ID, k], qf[BUF_T, k], w,
+                i = qi[BUF_ID, k]
+                t = qf[BUF_T, k]
+                got = prefill_done(
+                    wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, hist, lat_sum, pr, pod, i,
+                    t, w,
                 )  # fmt: skip
+                if got == NEEDS_DECODE:
+                    home = pod[qi[Q_P, i]]
+                    if pr.hooks:
+                        d = policy_choose(
+                            pr, 1, pr.n_prefill, pr.n_workers, pr.decode_load_scale, home,
+                            qi[Q_TIE, i], t, qf[Q_U, i], qf[Q_U + 1, i], qf[Q_U + 2, i],
+                            qf[Q_U + 3, i], count, base, g_min, g_dirty, pod, wi, wf, health,
+                            pw_i, pw_f, pg_i, pg_f, kn,
+                        )  # fmt: skip
+                        policy_routed(pr, d, pg_i, kn)
+                    else:
+                        d = choose(
+                            count, base, g_min, g_dirty, pr, pod, 1, pr.n_prefill, pr.n_workers,
+                            pr.decode_load_scale, home, qi[Q_TIE, i],
+                        )  # fmt: skip
+                    got = to_decode(
+                        wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, pr, pod, i, d, t, w
+                    )
+                if pr.hooks and got >= 0:
+                    charge_policy(
+                        pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i, got,
+                        t,
+                    )  # fmt: skip
         # 6. KV transfers
         nbuf = advance_transfers(wi, qi, qf, ctr, pr, pod, f_now, t0, t1)
         if nbuf > 0:
@@ -655,10 +716,13 @@ def advance(
                 i = qi[BUF_ID, k]
                 tx_remove(wi, qi, ctr, i)
                 add_count(count, g_dirty, pr, pod, qi[Q_P, i], -1)  # the KV left the prefill worker
-                first_token(
-                    wi, wf, base, g_dirty, health, qi, qf, ctr, hp_i, hp_t, pr, pod, pw_i, pw_f,
-                    pg_i, kn, i, qf[BUF_T, k],
-                )  # fmt: skip
+                fin = qf[BUF_T, k]
+                got = first_token(wi, wf, qi, qf, ctr, hp_i, hp_t, pr, i, fin)
+                if pr.hooks and got >= 0:
+                    charge_policy(
+                        pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i, got,
+                        fin,
+                    )  # fmt: skip
         # 7. deadlines, in arrival order
         while ctr[DL_LEN] > 0 and dl_t[ctr[DL_HEAD]] < t1:
             h = ctr[DL_HEAD]
@@ -669,10 +733,12 @@ def advance(
             ctr[DL_LEN] -= 1
             if qi[Q_SEQ, i] == seq and is_late(qi, qf, pr, i, t):
                 detach(wi, count, g_dirty, qi, qf, ctr, pr, pod, i, t)
-                resolve_bad(
-                    wf, base, g_dirty, health, qi, qf, ctr, cnt, win, ts, pr, pod, pw_i, pw_f,
-                    pg_i, kn, i, True, w, t,
-                )  # fmt: skip
+                resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, True, w)
+                if pr.hooks:
+                    charge_policy(
+                        pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i,
+                        OUT_TIMEOUT, t,
+                    )  # fmt: skip
         for d in range(pr.n_prefill, pr.n_workers):
             wf[W_BUSY, d] = wi[W_DEC, d] / pr.slots
         if pr.check:
