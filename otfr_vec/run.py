@@ -13,6 +13,7 @@ import hydra
 from omegaconf import DictConfig
 
 from .config import CONF_DIR, ConfigError, validate
+from .inputs import check_inputs
 
 COLUMNS = [
     ("failure_rate", "fail %", 100, "{:8.3f}"),
@@ -69,7 +70,7 @@ def main_cfg(cfg: DictConfig) -> int:
     from .api import simulate
 
     try:
-        validate(cfg)
+        check_inputs(validate(cfg))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

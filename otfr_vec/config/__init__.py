@@ -7,8 +7,9 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from ..errors import ConfigError
 from .schema import SCHEDULERS, Config
-from .validate import ConfigError, validate
+from .validate import validate
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 

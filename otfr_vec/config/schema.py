@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# keys that change how a run is carried out, never its results (not a store's identity)
+RUNTIME_KEYS = ("out", "sim.memory_limit")
+
 # the default scheduler list: the study's five (every registered policy: otfr_vec.policies)
 SCHEDULERS = ("lc", "fault_aware_lc", "otfr", "fault_aware_otfr", "oracle")
 
@@ -129,6 +132,10 @@ class SimConfig:
     timeout_scope: str = "ttft"  # ttft | queue | e2e
     seed: int = 0
     window: float = 1.0  # s per time-series window
+    # GiB: a run whose estimated peak memory (otfr_vec/memory.py) exceeds this is refused
+    # before anything is allocated; null = 80 % of this machine's physical memory. How a
+    # run is carried out, not what it computes: not part of a sweep store's identity.
+    memory_limit: float | None = None
 
 
 @dataclass
