@@ -12,7 +12,6 @@ from .schema import SCHEDULERS, Config
 from .validate import validate
 
 
-
 def _conf_dir() -> Path:
     """The Hydra configuration: ``otfr_vec/conf`` inside the package (package data in a
     wheel; in a checkout a symlink to the top-level ``conf/``, which this resolves to)."""
