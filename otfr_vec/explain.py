@@ -81,16 +81,15 @@ def _ties(ds, cfg) -> list[Note]:
     pairs = ", ".join(" = ".join(g) for g in tied)
     pods = [int(p) for p in ds.attrs.get("otfr_vec:degraded_pods", [])]
     labelled = pods and float(ds.health_label.isel(pod=pods).max()) > 0
+    why = "they made the same decisions throughout"
     if pods and not labelled and cfg.health.noise == 0:
-        why = (
-            f"no degraded pod (pods {pods}) was ever labelled unhealthy: each episode goes "
+        why += (
+            f". No degraded pod (pods {pods}) was ever labelled unhealthy: each episode goes "
             f"unlabelled with probability health.miss = {cfg.health.miss:g}, drawn per pod "
-            f"and seed (sim.seed = {cfg.sim.seed}), and this seed missed them all, so "
-            "schedulers that differ only in reading labels routed alike. That is a draw, not "
-            "a bug: compare schedulers over several seeds (a sweep with sweep.seeds=N)"
+            f"and seed, and sim.seed = {cfg.sim.seed} missed them all, so a scheduler that "
+            "reads labels saw no more than one that does not. That is a draw, not a bug: "
+            "compare schedulers over several seeds (a sweep with sweep.seeds=N)"
         )
-    else:
-        why = "they made the same decisions throughout"
     return [Note("warning", f"identical results for {pairs}: {why}.")]
 
 

@@ -42,7 +42,7 @@ def test_missed_labels_tie_is_explained():
     ds, out = texts(small("health.miss=1", "schedulers=[lc,fault_aware_lc,otfr]"))
     assert ds.failure_rate.sel(scheduler="lc") == ds.failure_rate.sel(scheduler="fault_aware_lc")
     (tie,) = [t for t in out if "identical results" in t]
-    assert tie.startswith("warning: identical results for lc = fault_aware_lc:")
+    assert tie.startswith("warning: identical results for lc = fault_aware_lc: they made")
     assert "health.miss = 1" in tie and "sweep.seeds" in tie and "otfr" not in tie.split(":")[1]
 
 
