@@ -18,7 +18,7 @@ def simulate(
     """Simulate one scenario for every scheduler of ``cfg.schedulers``.
 
     ``cfg``: a composed configuration (``make_config([...])`` or Hydra's). Returns a
-    Dataset with a ``scheduler`` dimension: the metrics of MODEL.md section 9 and the
+    Dataset with a ``scheduler`` dimension: the metrics of docs/MODEL.md section 9 and the
     per-window, per-pod time series. Raises :class:`ConfigError` on invalid settings
     or inputs (a trace file, the memory the run would need) before anything runs.
     """

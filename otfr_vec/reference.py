@@ -7,7 +7,7 @@ so a reference run and a kernel run see the same arrivals, sizes, ingress pods, 
 offsets, degradation, labels and faults (paired runs). Two uses: the differential oracle
 of ``tests/test_reference.py`` and the speed baseline of ``benchmarks``.
 
-What it shares with the kernels (MODEL.md sections 2-5 and ``kernels/step.py``): a price
+What it shares with the kernels (docs/MODEL.md sections 2-5 and ``kernels/step.py``): a price
 tick every ``sim.dt`` at which hard faults switch, the EWMA and decayed charges advance
 and every worker's ``base = lambda_f * health + lambda_r * pi`` is recomputed (fixed
 until the next tick); routing one request at a time in arrival order, the chosen load
@@ -44,7 +44,7 @@ from .scenario.health import make_faults, make_labels
 from .scenario.layout import make_layout
 from .scenario.workload import Stream, make_workload
 
-# MODEL.md section 5: (health source, risk price, price sees the true bandwidth)
+# docs/MODEL.md section 5: (health source, risk price, price sees the true bandwidth)
 POLICY = {
     "lc": (None, False, False),
     "fault_aware_lc": ("labels", False, False),
@@ -120,7 +120,7 @@ class _Sim:
         self.arrivals = [r for r in zip(*req, strict=True) if r[0] < self.t_end]
         # worker state
         n = self.n_w
-        self.count = [0] * n  # load numerator (MODEL.md section 5) ...
+        self.count = [0] * n  # load numerator (docs/MODEL.md section 5) ...
         self.held = [set() for _ in range(n)]  # ... and the requests it counts
         self.base = [0.0] * n
         self.down = [False] * n
@@ -388,7 +388,7 @@ class _Sim:
             self._resolve_bad(r, True)
 
     def _fail_all_on(self, x, t):
-        """Worker ``x`` went down: fail everything it holds (its load, MODEL.md 2.8)."""
+        """Worker ``x`` went down: fail everything it holds (its load, docs/MODEL.md 2.8)."""
         for r in sorted(self.held[x], key=lambda r: r.a):
             if r.state not in ("done", "bad"):
                 self._detach(r, t)

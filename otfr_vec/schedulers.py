@@ -1,4 +1,4 @@
-"""The five schedulers as settings of one scoring kernel (MODEL.md section 5 table).
+"""The five schedulers as settings of one scoring kernel (docs/MODEL.md section 5 table).
 
 A scheduler is a name mapped to weights: which health source it uses, whether it pays
 the risk price, and whether the price sees the true bandwidth. Adding a policy means

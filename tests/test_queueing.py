@@ -1,4 +1,4 @@
-"""The prefill-only reduction against closed forms (MODEL.md section 8).
+"""The prefill-only reduction against closed forms (docs/MODEL.md section 8).
 
 One pod, one prefill worker, no decode, no degradation: an M/G/1 FIFO queue. The kernel
 serves each prefill exactly in continuous time inside a step (arrivals keep their exact

@@ -1,4 +1,4 @@
-"""The study's five schedulers: one scoring rule with different weights (MODEL section 5).
+"""The study's five schedulers: one scoring rule with different weights (docs/MODEL.md section 5).
 
     S_j = load_j + lambda_f * health_j + lambda_r * pi_j + lambda_p * path_cost_j
 
