@@ -52,8 +52,10 @@ class Estimate(NamedTuple):
     total: float  # bytes
 
     def describe(self, n: int = 3) -> str:
-        """The ``n`` largest parts that configuration keys drive, with those keys."""
-        grown = [p for p in self.parts if p.keys != FIXED and p.bytes][:n]
+        """The ``n`` largest parts that configuration keys drive (5 % of the total or
+        more), with those keys."""
+        grown = [p for p in self.parts if p.keys != FIXED and p.bytes >= 0.05 * self.total]
+        grown = grown[:n]
         return "; ".join(f"{p.what} {p.bytes / GIB:.3g} GiB ({p.keys})" for p in grown)
 
 
@@ -182,8 +184,9 @@ def memory_errors(cfg) -> list[str]:
         return []
     return [
         f"this run needs an estimated {est.total / GIB:.3g} GiB of memory, above the "
-        f"ceiling of {limit / GIB:.3g} GiB ({how}); most of it: {est.describe()}. Lower "
-        "those keys, or raise sim.memory_limit (GiB) if the machine has the memory"
+        f"ceiling of {limit / GIB:.3g} GiB ({how}); most of it: "
+        f"{est.describe() or 'the interpreter and libraries'}. Lower those keys, or raise "
+        "sim.memory_limit (GiB) if the machine has the memory"
     ]
 
 
