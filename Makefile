@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install sweep run report paper test test-fast lint format bench update-baseline clean
+.PHONY: help install wheel sweep run report paper test test-fast lint format bench update-baseline clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install otfr_vec with its dev tools
+
+wheel: $(STAMP)  ## build dist/otfr_vec-*.whl (configuration and traces inside) to pip install anywhere
+	$(BIN)/pip wheel --no-deps --quiet -w dist .
+	@ls dist/otfr_vec-*.whl
 
 sweep: $(STAMP)  ## the main job: the severity grid (r x scheduler x 4 seeds, ~1 min on 2 cores) into outputs/severity.zarr
 	$(BIN)/python -m otfr_vec.sweep +grid=severity $(ARGS)

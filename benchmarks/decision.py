@@ -10,7 +10,7 @@ Variants, all choosing the same target (checked on every run):
 - ``call_full`` / ``call_tree``: one decision called from Python (dispatch included);
 - ``python``: a straightforward pure-Python router, written as a research prototype
   would: a list of worker records, the risk price computed from its symptoms at every
-  decision (MODEL.md section 5), then the score and the first minimum in cyclic order.
+  decision (docs/MODEL.md section 5), then the score and the first minimum in cyclic order.
 
 Targets are laid out as ``n_pods x k`` with ``k = n_pods`` or ``2 n_pods`` (32 x 32 at
 1024, the study's cluster), so the per-pod variant sits at its best shape.
@@ -82,7 +82,7 @@ def workers(n: int, scheduler: str, seed: int = 0) -> tuple[list[dict], dict]:
 
 
 def risk_prices(recs: list[dict], wt: dict) -> list[float]:
-    """``pi_j`` of MODEL.md section 5 from each worker's symptoms, blended with its pod."""
+    """``pi_j`` of docs/MODEL.md section 5 from each worker's symptoms, blended with its pod."""
     raw = []
     pod_sum, pod_n = {}, {}
     for r in recs:

@@ -1,5 +1,5 @@
 """otfr_vec: a vectorized batch simulator of request scheduling in disaggregated LLM serving
-under structural network degradation (see MODEL.md in the project's shared folder)."""
+under structural network degradation (docs/MODEL.md describes the model)."""
 
 __version__ = "0.1.0"
 

@@ -8,6 +8,7 @@ import xarray as xr
 
 from . import engine
 from .config import make_config, validate
+from .inputs import check_inputs
 from .results import to_dataset
 
 
@@ -17,11 +18,11 @@ def simulate(
     """Simulate one scenario for every scheduler of ``cfg.schedulers``.
 
     ``cfg``: a composed configuration (``make_config([...])`` or Hydra's). Returns a
-    Dataset with a ``scheduler`` dimension: the metrics of MODEL.md section 9 and the
+    Dataset with a ``scheduler`` dimension: the metrics of docs/MODEL.md section 9 and the
     per-window, per-pod time series. Raises :class:`ConfigError` on invalid settings
-    before anything runs.
+    or inputs (a trace file, the memory the run would need) before anything runs.
     """
-    validate(cfg)
+    check_inputs(validate(cfg))
     result = engine.run(cfg, check=check, threads=threads, progress=progress)
     return to_dataset(result, cfg)
 

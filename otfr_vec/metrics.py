@@ -1,4 +1,4 @@
-"""Reductions from a run's counters to the named metrics (MODEL.md section 6).
+"""Reductions from a run's counters to the named metrics (docs/MODEL.md section 6).
 
 Every metric is declared once in ``METRICS`` (name -> units, description); the dataset
 builder turns these into variable attrs, so names, units and texts cannot drift apart.

@@ -15,7 +15,7 @@ description (docs/POLICIES.md), not from the kernels: e.g. least-request samples
 non-ejected workers in worker order, where the kernel keeps a swap-remove list, so the
 two pick different workers from the same draws, with the same distribution.
 
-What it shares with the kernels (MODEL.md sections 2-5 and ``kernels/step.py``): a price
+What it shares with the kernels (docs/MODEL.md sections 2-5 and ``kernels/step.py``): a price
 tick every ``sim.dt`` at which hard faults switch, the EWMA and decayed charges advance
 and every worker's ``base = lambda_f * health + lambda_r * pi`` is recomputed (fixed
 until the next tick); routing one request at a time in arrival order, the chosen load
@@ -134,7 +134,7 @@ class _Sim:
         self.arrivals = [r for r in zip(*req, strict=True) if r[0] < self.t_end]
         # worker state
         n = self.n_w
-        self.count = [0] * n  # load numerator (MODEL.md section 5) ...
+        self.count = [0] * n  # load numerator (docs/MODEL.md section 5) ...
         self.held = [set() for _ in range(n)]  # ... and the requests it counts
         self.base = [0.0] * n
         self.down = [False] * n
@@ -420,7 +420,7 @@ class _Sim:
             self._resolve_bad(r, True, t)
 
     def _fail_all_on(self, x, t):
-        """Worker ``x`` went down: fail everything it holds (its load, MODEL.md 2.8)."""
+        """Worker ``x`` went down: fail everything it holds (its load, docs/MODEL.md 2.8)."""
         for r in sorted(self.held[x], key=lambda r: r.a):
             if r.state not in ("done", "bad"):
                 self._detach(r, t)

@@ -23,7 +23,7 @@ import xarray as xr
 
 from . import policies
 
-STUDY_R1 = {0.10: 89.6, 0.05: 90.5, 0.01: 95.7}  # the study's reductions, % (MODEL.md R1)
+STUDY_R1 = {0.10: 89.6, 0.05: 90.5, 0.01: 95.7}  # the study, % (docs/MODEL.md section 1)
 HYBRID, BASELINE = "fault_aware_otfr", "fault_aware_lc"
 
 

@@ -11,29 +11,51 @@ from .engine import RunResult
 from .kernels.structs import ARRIVED, TS_FAIL, TS_ROUTED, WIN_ARR, WIN_FAIL
 from .metrics import METRICS, SERIES, scalar_metrics
 
+# steps per chunk of post-processing: at most ~2**20 (step, pod) values at once (8 MiB a
+# float64 array), so memory follows windows and pods, never the number of steps
+CHUNK_VALUES = 1 << 20
 
-def window_steps(sc, cfg) -> tuple[np.ndarray, np.ndarray]:
-    """Each step's start time and window, binned exactly as the kernel bins them."""
-    t = np.arange(sc.n_steps) * cfg.sim.dt
-    return t, np.minimum((t / cfg.sim.window).astype(np.int64), sc.n_win - 1)
+
+def step_chunks(sc, cfg):
+    """``(t, win)`` for consecutive chunks of steps, in step order: each step's start time
+    and window, binned exactly as the kernel bins them."""
+    chunk = max(1, CHUNK_VALUES // max(sc.layout.n_pods, 1))
+    for s0 in range(0, sc.n_steps, chunk):
+        t = np.arange(s0, min(s0 + chunk, sc.n_steps)) * cfg.sim.dt
+        yield t, np.minimum((t / cfg.sim.window).astype(np.int64), sc.n_win - 1)
+
+
+def window_counts(sc, cfg) -> np.ndarray:
+    """Steps per window (int64[n_win])."""
+    counts = np.zeros(sc.n_win, dtype=np.int64)
+    for _, win in step_chunks(sc, cfg):
+        counts += np.bincount(win, minlength=sc.n_win)
+    return counts
 
 
 def window_means(sc, cfg) -> tuple[np.ndarray, np.ndarray]:
     """True factor and share labelled unhealthy per window and pod, sampled every step
-    at the times the kernel sees them (step starts)."""
-    t, win = window_steps(sc, cfg)
-    counts = np.bincount(win, minlength=sc.n_win)[:, None]
-    f = sc.degradation.factor(t)
-    factor = np.zeros((sc.n_win, sc.layout.n_pods))
-    np.add.at(factor, win, f)
-    ref = np.minimum((t / cfg.health.refresh).astype(np.int64), sc.labels.shape[0] - 1)
-    pod_n = np.bincount(sc.layout.pod, minlength=sc.layout.n_pods)
-    label_pod = np.zeros((sc.labels.shape[0], sc.layout.n_pods))
+    at the times the kernel sees them (step starts).
+
+    Accumulated chunk by chunk with ``np.add.at``, which adds in index order: every window
+    sums its steps one by one in step order, so the means are bit-identical to summing
+    one ``[n_steps, n_pods]`` array at once, without ever holding one.
+    """
+    n_pods = sc.layout.n_pods
+    ref_max = sc.labels.shape[0] - 1
+    pod_n = np.bincount(sc.layout.pod, minlength=n_pods)
+    label_pod = np.zeros((sc.labels.shape[0], n_pods))
     np.add.at(label_pod.T, sc.layout.pod, sc.labels.T.astype(np.float64))
     label_pod /= pod_n
+    factor = np.zeros((sc.n_win, n_pods))
     label = np.zeros_like(factor)
-    np.add.at(label, win, label_pod[ref])
-    return factor / counts, label / counts
+    counts = np.zeros(sc.n_win, dtype=np.int64)
+    for t, win in step_chunks(sc, cfg):
+        counts += np.bincount(win, minlength=sc.n_win)
+        np.add.at(factor, win, sc.degradation.factor(t))
+        ref = np.minimum((t / cfg.health.refresh).astype(np.int64), ref_max)
+        np.add.at(label, win, label_pod[ref])
+    return factor / counts[:, None], label / counts[:, None]
 
 
 def to_dataset(result: RunResult, cfg) -> xr.Dataset:
@@ -50,7 +72,7 @@ def to_dataset(result: RunResult, cfg) -> xr.Dataset:
     fr = data["failure_rate"][1]
     gap = fr - fr[scheds.index("oracle")] if "oracle" in scheds else np.full(len(scheds), np.nan)
     data["gap_to_oracle"] = ("scheduler", gap)
-    steps = np.bincount(window_steps(sc, cfg)[1], minlength=sc.n_win)[None, :, None]
+    steps = window_counts(sc, cfg)[None, :, None]
     states = [result.states[s] for s in scheds]
     ts = np.stack([st.ts for st in states])
     win = np.stack([st.win for st in states])

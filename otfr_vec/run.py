@@ -13,6 +13,8 @@ import hydra
 from omegaconf import DictConfig
 
 from .config import CONF_DIR, ConfigError, validate
+from .explain import print_notes
+from .inputs import check_inputs
 
 COLUMNS = [
     ("failure_rate", "fail %", 100, "{:8.3f}"),
@@ -69,7 +71,7 @@ def main_cfg(cfg: DictConfig) -> int:
     from .api import simulate
 
     try:
-        validate(cfg)
+        check_inputs(validate(cfg))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -99,6 +101,7 @@ def main_cfg(cfg: DictConfig) -> int:
 
         ds = simulate(cfg, threads=threads, progress=progress)
     print(format_table(ds))
+    print_notes(ds, cfg)
     n = ds.attrs["otfr_vec:requests"] * ds.sizes["scheduler"]
     wall = ds.attrs["otfr_vec:wall_s"]
     print(

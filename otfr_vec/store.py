@@ -39,7 +39,7 @@ SEED, SCHEDULER = "seed", "scheduler"
 IDENTITY = "otfr_vec:sweep"  # attr: the resolved configuration that defines the cells
 CELL_VARS = {
     "done": Metric("1", "True once the cell's metrics are written; other cells hold fill values"),
-    "rho_net": Metric("1", "busy fraction of a KV link at nominal bandwidth (MODEL.md section 2)"),
+    "rho_net": Metric("1", "KV link busy fraction at nominal bandwidth (docs/MODEL.md section 2)"),
     "offered_rate": Metric("requests/s", "offered arrival rate of the cell"),
     "requests": Metric("requests", "arrivals over the whole run (same for every scheduler)"),
 }

@@ -29,7 +29,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from . import cluster, store
 from .config import CONF_DIR, Config, ConfigError, validate
+from .config.schema import RUNTIME_KEYS
 from .config.sweep_schema import flatten
+from .inputs import check_inputs
 
 SWEEP_KEYS = ("sweep", "dask", "store")  # not part of a cell's scenario configuration
 TARGET_TASK_S = 0.5  # auto batching: cells per task so one task takes about this long
@@ -104,7 +106,7 @@ def plan(cfg) -> Plan:
         try:
             for key, i in zip(axes, point, strict=True):
                 OmegaConf.update(cell, key, axes[key][i], merge=False)
-            validate(cell)
+            check_inputs(validate(cell))
         except ConfigError as err:
             errors += [e for e in str(err).splitlines()[1:] if e not in errors]
             continue
@@ -122,7 +124,7 @@ def plan(cfg) -> Plan:
             scen = {**scenario, "sim": {**scenario["sim"], "seed": seeds[s]}}
             cells.append(({**dict(zip(axes, point, strict=True)), store.SEED: s}, scen))
     identity = flatten(OmegaConf.to_container(base, resolve=True))
-    identity = {k: v for k, v in identity.items() if k not in axes and k != "out"}
+    identity = {k: v for k, v in identity.items() if k not in axes and k not in RUNTIME_KEYS}
     identity["sweep.axes"] = axes
     identity["sweep.seeds"] = cfg.sweep.seeds
     return Plan(axes, seeds, cells, identity)

@@ -10,6 +10,7 @@ import pytest
 from conftest import small
 
 from otfr_vec import ConfigError, make_config, simulate
+from otfr_vec.inputs import check_inputs
 from otfr_vec.scenario.trace import (
     TraceWorkload,
     _load_cached,
@@ -57,6 +58,11 @@ def cfg_for(path, *overrides):
     return small("workload.kind=trace", f"workload.trace={path}", *overrides)
 
 
+def check(path, *overrides):
+    """The input check every entry point runs: it reads the trace (validation does not)."""
+    return check_inputs(cfg_for(path, *overrides))
+
+
 def replay(cfg, n_blocks=None):
     """Every arrival of the run (or of ``n_blocks`` blocks) from a TraceWorkload."""
     wl = TraceWorkload(cfg, n_prefill=16)
@@ -82,7 +88,7 @@ def test_format_detected_from_content_and_given(tmp_path, mooncake):
     odd = _write(tmp_path, "trace.txt", _jsonl(MOONCAKE))
     assert load_trace(resolve_trace(odd)).arrival.size == 3
     with pytest.raises(ConfigError, match="missing column"):
-        cfg_for(mooncake, "workload.trace_format=azure")
+        check(mooncake, "workload.trace_format=azure")
 
 
 def test_packaged_traces_by_name_and_their_real_statistics():
@@ -198,7 +204,7 @@ def test_blocks_partition_the_arrivals_and_seed_only_ingress(azure):
 def test_bad_azure_file_names_file_and_line(tmp_path, text, where):
     path = _write(tmp_path, "bad.csv", text)
     with pytest.raises(ConfigError) as err:
-        cfg_for(path)
+        check(path)
     assert path in str(err.value) and where in str(err.value)
 
 
@@ -216,7 +222,7 @@ def test_bad_azure_file_names_file_and_line(tmp_path, text, where):
 def test_bad_mooncake_file_names_file_and_line(tmp_path, rows, where):
     path = _write(tmp_path, "bad.jsonl", _jsonl(rows))
     with pytest.raises(ConfigError) as err:
-        cfg_for(path)
+        check(path)
     assert path in str(err.value) and where in str(err.value)
 
 
@@ -224,7 +230,7 @@ def test_blank_lines_keep_line_numbers(tmp_path):
     rows = [MOONCAKE[0], "", {**MOONCAKE[1], "input_length": -5}]
     path = _write(tmp_path, "gap.jsonl", _jsonl(rows))
     with pytest.raises(ConfigError, match="line 3: input_length is negative"):
-        cfg_for(path)
+        check(path)
 
 
 @pytest.mark.parametrize(

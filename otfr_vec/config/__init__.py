@@ -7,10 +7,25 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from ..errors import ConfigError
 from .schema import SCHEDULERS, Config
-from .validate import ConfigError, validate
+from .validate import validate
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+def _conf_dir() -> Path:
+    """The Hydra configuration: ``otfr_vec/conf`` inside the package (package data in a
+    wheel; in a checkout a symlink to the top-level ``conf/``, which this resolves to)."""
+    pkg = Path(__file__).resolve().parents[1]
+    for cand in (pkg / "conf", pkg.parent / "conf"):  # the second: a checkout without links
+        if (cand / "config.yaml").is_file():
+            return cand.resolve()
+    raise RuntimeError(
+        f"otfr_vec's configuration is missing: no config.yaml in {pkg / 'conf'}; reinstall "
+        "otfr_vec (pip install otfr_vec) or, in a checkout, restore conf/"
+    )
+
+
+CONF_DIR = _conf_dir()
 
 ConfigStore.instance().store(name="base_config", node=Config)
 

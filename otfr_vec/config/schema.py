@@ -1,4 +1,4 @@
-"""Typed configuration schema: every public key of MODEL.md section 9, with defaults.
+"""Typed configuration schema: every public key of docs/MODEL.md section 9, with defaults.
 
 The defaults reproduce the study's setting (32 x 32 workers, r = 0.10, telemetry none,
 imperfect labels). Each magnitude says where it comes from. Hydra validates YAML and
@@ -9,6 +9,9 @@ ranges are checked by :mod:`otfr_vec.config.validate`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, make_dataclass
+
+# keys that change how a run is carried out, never its results (not a store's identity)
+RUNTIME_KEYS = ("out", "sim.memory_limit")
 
 # the default scheduler list: the study's five (every registered policy: otfr_vec.policies)
 SCHEDULERS = ("lc", "fault_aware_lc", "otfr", "fault_aware_otfr", "oracle")
@@ -27,13 +30,13 @@ class WorkloadConfig:
     kind: str = "synthetic"  # synthetic | trace
     # requests/s; null = load x prefill capacity (load 0.7 -> 1792 req/s at the defaults)
     rate: float | None = None
-    load: float = 0.7  # offered prefill load, used when rate is null (MODEL.md 7a)
+    load: float = 0.7  # offered prefill load, used when rate is null (docs/MODEL.md 7a)
     prompt_dist: str = "lognormal"  # constant | exponential | lognormal
-    prompt_mean: float = 2000.0  # tokens; long-context chat/RAG prompts (MODEL.md 7a)
+    prompt_mean: float = 2000.0  # tokens; long-context chat/RAG prompts (docs/MODEL.md 7a)
     prompt_sigma: float = 0.8  # lognormal shape (sigma of log)
     prompt_max: float = 8192.0  # clip, tokens (a common context limit)
     output_dist: str = "exponential"
-    output_mean: float = 256.0  # tokens (MODEL.md 7a)
+    output_mean: float = 256.0  # tokens (docs/MODEL.md 7a)
     output_sigma: float = 0.8
     output_max: float = 4096.0
     # trace replay (kind=trace)
@@ -61,7 +64,7 @@ class ServiceConfig:
 @dataclass
 class NetworkConfig:
     # bytes/s of usable KV bandwidth per worker at f = 1: 100 Gb/s = 12.5 GB/s, a 400 Gb/s
-    # NIC shared by 4 GPUs; gives rho_net ~ 0.18 at the default load (MODEL.md section 2)
+    # NIC shared by 4 GPUs; gives rho_net ~ 0.18 at the default load (docs/MODEL.md section 2)
     bw0: float = 12.5e9
     # Llama-3-70B: 80 layers x 8 KV heads x 128 dim x 2 (K,V) x 2 bytes (bf16) = 327,680
     kv_bytes_per_token: float = 327680.0
@@ -96,7 +99,7 @@ class TelemetryConfig:
 @dataclass
 class HealthConfig:
     threshold: float = 0.5  # truth: unhealthy when the pod factor is below this
-    delay: float = 30.0  # s, detection window (MODEL.md 7a)
+    delay: float = 30.0  # s, detection window (docs/MODEL.md 7a)
     miss: float = 0.3  # probability an episode of a pod is never labelled
     noise: float = 0.0  # probability a label flips at each refresh
     refresh: float = 5.0  # s between label refreshes
@@ -109,7 +112,7 @@ class PriceConfig:
     beta: float = 1.0  # observed bandwidth deficit (absent with telemetry none)
     gamma: float = 1.0  # timeout rate
     eta: float = 1.0  # failure rate
-    halflife: float = 5.0  # s, EWMA half-life; near the deadline works best (MODEL.md 7a)
+    halflife: float = 5.0  # s, EWMA half-life; near the deadline works best (docs/MODEL.md 7a)
     kappa: float = 0.5  # locational blend with the pod mean
 
 
@@ -129,6 +132,10 @@ class SimConfig:
     timeout_scope: str = "ttft"  # ttft | queue | e2e
     seed: int = 0
     window: float = 1.0  # s per time-series window
+    # GiB: a run whose estimated peak memory (otfr_vec/memory.py) exceeds this is refused
+    # before anything is allocated; null = 80 % of this machine's physical memory. How a
+    # run is carried out, not what it computes: not part of a sweep store's identity.
+    memory_limit: float | None = None
 
 
 @dataclass

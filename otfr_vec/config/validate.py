@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import math
 
+from ..errors import ConfigError
 
-class ConfigError(ValueError):
-    """An invalid configuration value; the message names the key, value and what is allowed."""
-
+# Token counts (synthetic sizes and every replayed trace row) are bounded by 10 M tokens,
+# the context window of the longest-context released model (Llama 4 Scout, 2025). A larger
+# count is a unit or parsing mistake (1e308 was accepted once): its KV cache alone, at
+# the default network.kv_bytes_per_token, would be 3.3 TB per request.
+MAX_TOKENS = 10_000_000
+TOKEN_BOUND = "10 M tokens, the longest context window of any released model"
 
 CHOICES = {
     "workload.kind": ("synthetic", "trace"),
@@ -34,12 +38,12 @@ RANGES = {
     "cluster.cross_pod_cost": (0, None, False, False),
     "workload.rate": (0, None, True, False),
     "workload.load": (0, None, True, False),
-    "workload.prompt_mean": (0, None, True, False),
+    "workload.prompt_mean": (0, MAX_TOKENS, True, False),
     "workload.prompt_sigma": (0, None, False, False),
-    "workload.prompt_max": (1, None, False, False),
-    "workload.output_mean": (0, None, True, False),
+    "workload.prompt_max": (1, MAX_TOKENS, False, False),
+    "workload.output_mean": (0, MAX_TOKENS, True, False),
     "workload.output_sigma": (0, None, False, False),
-    "workload.output_max": (1, None, False, False),
+    "workload.output_max": (1, MAX_TOKENS, False, False),
     "workload.trace_speedup": (0, None, True, False),
     "workload.trace_rate": (0, None, True, False),
     "workload.trace_load": (0, None, True, False),
@@ -81,6 +85,7 @@ RANGES = {
     "sim.timeout": (0, None, True, False),
     "sim.seed": (0, 2**63 - 1, False, False),
     "sim.window": (0, None, True, False),
+    "sim.memory_limit": (0, None, True, False),
 }
 
 
@@ -114,8 +119,10 @@ def _range_errors(cfg):
         if not bad and hi is not None:
             bad = value >= hi if hi_open else value > hi
         if bad:
+            why = f" (at most {TOKEN_BOUND})" if hi == MAX_TOKENS else ""
             errors.append(
-                f"{key}={value!r}: must be a finite number in {_interval(lo, hi, lo_open, hi_open)}"
+                f"{key}={value!r}: must be a finite number in "
+                f"{_interval(lo, hi, lo_open, hi_open)}{why}"
             )
     return errors
 
@@ -123,12 +130,15 @@ def _range_errors(cfg):
 def _relation_errors(cfg):
     errors = []
     sim, cl, wl, deg = cfg.sim, cfg.cluster, cfg.workload, cfg.degradation
+    if sim.warmup >= sim.duration - sim.timeout:
+        errors.append(
+            f"sim.warmup={sim.warmup!r}, sim.timeout={sim.timeout!r}, "
+            f"sim.duration={sim.duration!r}: the measured window [sim.warmup, sim.duration - "
+            f"sim.timeout) = [{sim.warmup:g}, {sim.duration - sim.timeout:g}) s is empty, so "
+            "every metric would be NaN; need sim.warmup + sim.timeout < sim.duration"
+        )
     if sim.dt >= sim.timeout:
         errors.append(f"sim.dt={sim.dt!r}: must be smaller than sim.timeout={sim.timeout!r}")
-    if sim.warmup >= sim.duration:
-        errors.append(
-            f"sim.warmup={sim.warmup!r}: must be smaller than sim.duration={sim.duration!r}"
-        )
     if sim.duration / sim.dt > 5e7:
         errors.append(
             f"sim.dt={sim.dt!r}: sim.duration/sim.dt = {sim.duration / sim.dt:.3g} steps; "
@@ -212,14 +222,13 @@ def _knob_errors(cfg):
 
 
 def validate(cfg):
-    """Raise :class:`ConfigError` listing every invalid setting of ``cfg``; return ``cfg``."""
+    """Raise :class:`ConfigError` listing every invalid setting of ``cfg``; return ``cfg``.
+
+    Reads no file: what a configuration points to (a trace) and what it would cost
+    (memory) are checked by :func:`otfr_vec.inputs.check_inputs`."""
     errors = _range_errors(cfg)
     if not errors:  # relations assume each value is in range
         errors = _relation_errors(cfg)
-    if not errors and cfg.workload.kind == "trace":  # reads the file: only for a sane config
-        from ..scenario.trace import trace_errors
-
-        errors = trace_errors(cfg.workload)
     if errors:
         head = "invalid configuration" if len(errors) > 1 else "invalid configuration value"
         raise ConfigError(head + ":\n  " + "\n  ".join(errors))

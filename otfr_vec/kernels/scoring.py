@@ -1,4 +1,4 @@
-"""The scoring kernel shared by the five schedulers (MODEL.md section 5).
+"""The scoring kernel shared by the five schedulers (docs/MODEL.md section 5).
 
     S_j = load_j + lambda_f * health_j + lambda_r * pi_j + lambda_p * path_cost_j
 

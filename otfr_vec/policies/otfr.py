@@ -1,4 +1,5 @@
-"""The study's five schedulers: one scoring rule with different weights (docs/POLICIES.md).
+"""The study's five schedulers: one scoring rule with different weights (docs/MODEL.md
+section 5; every policy: docs/POLICIES.md).
 
     S_j = load_j + lambda_f * health_j + lambda_r * pi_j + lambda_p * path_cost_j
 

@@ -2,7 +2,7 @@
 
 A pattern is data: :class:`Degradation` holds the per-run draws (which pods, which
 origin) and evaluates ``f`` at any times, so the engine can build it block by block.
-Patterns (MODEL.md section 3), all within the window ``[onset, onset + duration)``:
+Patterns (docs/MODEL.md section 3), all within the window ``[onset, onset + duration)``:
 
 - ``step``: the chosen pods drop to ``r`` for the whole window;
 - ``ramp``: they slide linearly from 1 to ``r`` over ``ramp`` seconds, then hold ``r``;

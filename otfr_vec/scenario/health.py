@@ -1,4 +1,4 @@
-"""Hard faults and imperfect health labels (MODEL.md sections 2.8 and 4).
+"""Hard faults and imperfect health labels (docs/MODEL.md sections 2.8 and 4).
 
 Labels are refreshed every ``health.refresh`` seconds; the label of refresh ``k`` is the
 truth at ``k * refresh - health.delay`` (a detection window), except that an unhealthy

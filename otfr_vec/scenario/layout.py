@@ -18,9 +18,14 @@ class Layout(NamedTuple):
     pod: np.ndarray  # int64[n_workers]: pod of each worker
 
 
-def make_layout(cluster) -> Layout:
+def prefill_per_pod(cluster) -> int:
+    """Prefill workers in each pod (every worker with ``prefill_fraction`` 1)."""
     k = cluster.workers_per_pod
-    pf = k if cluster.prefill_fraction >= 1 else round(k * cluster.prefill_fraction)
+    return k if cluster.prefill_fraction >= 1 else round(k * cluster.prefill_fraction)
+
+
+def make_layout(cluster) -> Layout:
+    k, pf = cluster.workers_per_pod, prefill_per_pod(cluster)
     pods = np.arange(cluster.pods, dtype=np.int64)
     pod = np.concatenate([np.repeat(pods, pf), np.repeat(pods, k - pf)])
     return Layout(cluster.pods, pf * cluster.pods, k * cluster.pods, pod)

@@ -26,14 +26,23 @@ Steps, all deterministic (``workload.*`` keys):
 Lengths of 0 tokens are clipped to 1 (a request is at least one token in and one out; the
 Azure and Mooncake traces hold none). Prompt lengths are *not* clipped at
 ``workload.prompt_max``: that key shapes synthetic draws only, a trace is replayed as it is.
-A malformed row, a missing column, a timestamp earlier than the one before, a negative
-length or an empty window raise :class:`TraceError` naming the file and the line; the check
-runs from :func:`otfr_vec.config.validate`, before anything is simulated.
+A malformed row, a missing column, a row with more fields than the header, a timestamp
+earlier than the one before, a negative length, a length above
+:data:`~otfr_vec.config.validate.MAX_TOKENS` or an empty window raise :class:`TraceError`
+naming the file and the line, quoting at most :data:`~otfr_vec.errors.QUOTE_LIMIT`
+characters of the file. A file that does not even start like a trace (no header line in
+its first ``HEAD_BYTES``) is refused from that head alone, without reading the rest. The
+check runs from :func:`otfr_vec.inputs.check_inputs`, before anything is simulated;
+configuration validation itself reads no file.
 """
 
 from __future__ import annotations
 
+import csv
+import glob
 import json
+import re
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
@@ -41,7 +50,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from ..config.validate import ConfigError
+from ..config.validate import MAX_TOKENS, TOKEN_BOUND
+from ..errors import QUOTE_LIMIT, ConfigError, clip
 from . import rng
 from .workload import BLOCK_S, Requests, _finish
 
@@ -49,6 +59,7 @@ DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "traces"
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 MOONCAKE_FIELDS = ("timestamp", "input_length", "output_length")
 MAX_LINES_SHOWN = 5  # bad lines listed in an error message
+HEAD_BYTES = 1 << 20  # a trace's first line (header or first JSON object) ends within this
 
 
 class TraceError(ConfigError):
@@ -82,13 +93,36 @@ def resolve_trace(name: str) -> Path:
     path = Path(name).expanduser()
     if path.is_file():
         return path.resolve()
-    for cand in (DATA_DIR / name, *DATA_DIR.glob(f"{name}.*")):
-        if cand.is_file() and cand.suffix in (".csv", ".jsonl"):
-            return cand
+    if path.exists():
+        what = "a directory" if path.is_dir() else "not a regular file"
+        raise TraceError(f"workload.trace={clip(name)!r}: {path.resolve()} is {what}, not a trace")
+    if path.name == name:  # a bare name may be a packaged trace, with or without its suffix
+        for cand in (DATA_DIR / name, *DATA_DIR.glob(f"{glob.escape(name)}.*")):
+            if cand.is_file() and cand.suffix in (".csv", ".jsonl"):
+                return cand
     raise TraceError(
-        f"workload.trace={name!r}: no such file (relative paths start at {Path.cwd()}) and no "
-        f"packaged trace of that name; packaged: {', '.join(packaged_traces())}"
+        f"workload.trace={clip(name)!r}: no such file (relative paths start at {Path.cwd()}) "
+        f"and no packaged trace of that name; packaged: {', '.join(packaged_traces())}"
     )
+
+
+def _first_line(path: Path) -> tuple[int, bytes]:
+    """(line number, text) of the first non-blank line; refuses a file whose first line
+    does not end within ``HEAD_BYTES`` (junk, or a single line of gigabytes)."""
+    with open(path, "rb") as fh:
+        head = fh.read(HEAD_BYTES + 1)
+    lines = head.split(b"\n")
+    complete = lines[:-1] if len(head) > HEAD_BYTES else lines
+    for n, raw in enumerate(complete, start=1):
+        if raw.strip():
+            return n, raw.rstrip(b"\r")
+    if len(head) > HEAD_BYTES:
+        raise TraceError(
+            f"{path} line {len(lines)}: no line break in the first {HEAD_BYTES >> 20} MiB, so "
+            f"this is not a trace (one request per line); it starts with "
+            f"{clip(head[: 4 * QUOTE_LIMIT].decode('utf-8', 'replace'))!r}"
+        )
+    return 1, b""
 
 
 def detect_format(path: Path) -> str:
@@ -118,6 +152,7 @@ def _checked(path: Path, line, time, prompt, output, names) -> Trace:
         checks.append((~np.isfinite(x), f"{name} is missing or not a number"))
         checks.append((np.isfinite(x) & (x != np.rint(x)), f"{name} is not a whole number"))
         checks.append((x < 0, f"{name} is negative"))
+        checks.append((x > MAX_TOKENS, f"{name} is above {MAX_TOKENS:,} ({TOKEN_BOUND})"))
     _bad_rows(path, line, checks)
     earlier = np.concatenate(([False], np.diff(time) < 0))
     _bad_rows(path, line, [(earlier, f"{t_name} is earlier than on the row before")])
@@ -128,16 +163,38 @@ def _checked(path: Path, line, time, prompt, output, names) -> Trace:
 
 
 def _read_azure(path: Path) -> Trace:
-    try:  # all as text: pandas's own type guessing would hide which row is bad
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise TraceError(f"{path}: not a readable CSV: {err}") from None
-    missing = [c for c in AZURE_COLUMNS if c not in df.columns]
-    if missing:
+    n_head, header = _first_line(path)
+    if not header:
+        raise TraceError(f"{path}: not a readable CSV: the file is empty")
+    columns = [c.strip() for c in next(csv.reader([header.decode("utf-8-sig", "replace")]))]
+    missing = [c for c in AZURE_COLUMNS if c not in columns]
+    if missing:  # refused from the head alone: a junk file is never read whole
         raise TraceError(
-            f"{path} line 1: missing column(s) {', '.join(missing)}; an Azure trace has "
-            f"{','.join(AZURE_COLUMNS)} (found {','.join(map(str, df.columns))})"
+            f"{path} line {n_head}: missing column(s) {', '.join(missing)}; an Azure trace has "
+            f"{','.join(AZURE_COLUMNS)} (found {clip(','.join(columns))!r})"
         )
+    try:  # all as text: pandas's own type guessing would hide which row is bad
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(
+                path, dtype=str, keep_default_na=False, skip_blank_lines=False, index_col=False
+            )
+    except pd.errors.ParserWarning:  # a first row with more fields than the header
+        raise TraceError(
+            f"{path} line {n_head + 1}: more fields than the {len(columns)} of the header "
+            f"({clip(','.join(columns))})"
+        ) from None
+    except pd.errors.ParserError as err:
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
+        if found:
+            want, n, got = found.groups()
+            raise TraceError(
+                f"{path} line {n}: {got} fields, but the header has {want} "
+                f"({clip(','.join(columns))})"
+            ) from None
+        raise TraceError(f"{path}: not a readable CSV: {clip(err)}") from None
+    except (pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise TraceError(f"{path}: not a readable CSV: {clip(err)}") from None
     df = df[list(AZURE_COLUMNS)]
     df = df[(df.fillna("") != "").any(axis=1)]  # blank lines; the index keeps line numbers
     stamp = pd.to_datetime(df["TIMESTAMP"], format="ISO8601", errors="coerce")
@@ -146,11 +203,18 @@ def _read_azure(path: Path) -> Trace:
     prompt, output = (
         pd.to_numeric(df[c], errors="coerce").to_numpy(float) for c in AZURE_COLUMNS[1:]
     )
-    line = df.index.to_numpy() + 2  # header is line 1
+    line = df.index.to_numpy() + n_head + 1  # the header is line n_head
     return _checked(path, line, np.asarray(time, float), prompt, output, AZURE_COLUMNS)
 
 
 def _read_mooncake(path: Path) -> Trace:
+    n_first, first = _first_line(path)
+    try:  # refused from the head alone: a junk file is never read whole
+        obj = json.loads(first)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise TraceError(f"{path} line {n_first}: not a JSON object: {clip(err)}") from None
+    if not isinstance(obj, dict):
+        raise TraceError(f"{path} line {n_first}: not a JSON object")
     text = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
     line = np.array([i + 1 for i, s in enumerate(text) if s.strip()], dtype=np.int64)
     rows = [text[i - 1] for i in line]
@@ -161,7 +225,7 @@ def _read_mooncake(path: Path) -> Trace:
             try:
                 json.loads(row)
             except json.JSONDecodeError as err:
-                raise TraceError(f"{path} line {n}: not a JSON object: {err}") from None
+                raise TraceError(f"{path} line {n}: not a JSON object: {clip(err)}") from None
         raise TraceError(f"{path}: not JSON lines") from None
     not_obj = np.array([not isinstance(o, dict) for o in objs], dtype=bool)
     _bad_rows(path, line, [(not_obj, "not a JSON object")])
