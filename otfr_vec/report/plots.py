@@ -16,7 +16,7 @@ LABELS = {
     "health.delay": ("health-label delay", "s"),
     "health.noise": ("label flip probability per refresh", None),
     "health.miss": ("probability a degradation is never labelled", None),
-    "cluster.pods": ("pods (of cluster.workers_per_pod workers)", None),
+    "cluster.pods": ("pods in the cluster", None),
     "cluster.workers_per_pod": ("workers per pod", None),
     "workload.load": ("offered prefill load", "fraction of capacity"),
     "workload.rate": ("arrival rate", "requests/s"),
@@ -163,6 +163,25 @@ def log_limits(ax, lows, highs) -> None:
     ax.grid(alpha=0.3, which="major")
 
 
+def mark_zeros(ax, zeros) -> None:
+    """Means of exactly 0 cannot sit on a log axis: an open triangle on its floor, and a
+    note saying what it means."""
+    if not zeros:
+        return
+    floor = ax.get_ylim()[0]
+    for x, color in zeros:
+        ax.plot([x], [floor], marker="v", mfc="none", color=color, ms=7, clip_on=False)
+    ax.text(
+        0.01,
+        0.01,
+        "open triangle on the floor: a mean of 0",
+        transform=ax.transAxes,
+        fontsize=7,
+        color="0.3",
+        va="bottom",
+    )
+
+
 def legend_right(ax, **kw) -> None:
     """The legend beside the axes, off the lines."""
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, fontsize=8, **kw)
@@ -195,6 +214,7 @@ __all__ = [
     "errorbar",
     "legend_below",
     "legend_right",
+    "mark_zeros",
     "log_limits",
     "pyplot",
     "save",

@@ -183,7 +183,7 @@ def at_defaults(ds: xr.Dataset, keep) -> tuple[xr.Dataset, str]:
     sentence saying so. A key whose study value is not on the grid is averaged instead
     (without skipping holes: a seed with a missing cell drops out of that point and the
     seed counts show it)."""
-    study, held, averaged = study_setting(), [], []
+    study, held, only, averaged = study_setting(), [], [], []
     for d in [str(d) for d in ds.dims if d in ds.coords and d not in (SEED, SCHEDULER)]:
         if d in keep or d in ("window", "pod"):
             continue
@@ -193,7 +193,7 @@ def at_defaults(ds: xr.Dataset, keep) -> tuple[xr.Dataset, str]:
             ds = ds.isel({d: hit[0]})
             held.append(f"{d} = {label(value)}")
         elif ds.sizes[d] == 1:
-            held.append(f"{d} = {label(ds[d].values[0])}")
+            only.append(f"{d} = {label(ds[d].values[0])}")
             ds = ds.isel({d: 0})
         else:
             averaged.append(f"{d} ({', '.join(label(v) for v in ds[d].values)})")
@@ -201,6 +201,8 @@ def at_defaults(ds: xr.Dataset, keep) -> tuple[xr.Dataset, str]:
     parts = []
     if held:
         parts.append("other swept keys held at the study's value: " + ", ".join(held))
+    if only:
+        parts.append("at the grid's only value of " + ", ".join(only))
     if averaged:
         parts.append(
             "averaged over " + ", ".join(averaged) + " (the study's value is not on the grid)"
@@ -227,12 +229,12 @@ def choose(results, stores: list[Store], use: dict[str, Store]):
                     f"--use {res.key}={forced.path}: {res.key} cannot be drawn from it: {why}"
                 ) from None
             continue
-        fits, reasons = [], []
+        fits, reasons = [], {}
         for s in stores:
             try:
                 fits.append((s, res.check(s)))
             except Skip as why:
-                reasons.append(f"`{s.path}`: {why}")
+                reasons.setdefault(str(why), []).append(f"`{s.path}`")
         home = [(s, c) for s, c in fits if res.grid is not None and s.grid == res.grid]
         if len(home) == 1:
             chosen[res.key] = (*home[0], "")
@@ -247,7 +249,10 @@ def choose(results, stores: list[Store], use: dict[str, Store]):
             )
             chosen[res.key] = (s, ctx, note)
         else:
-            skipped[res.key] = "; ".join(reasons) or "no store given"
+            skipped[res.key] = (
+                "; ".join(f"{', '.join(paths)}: {why}" for why, paths in reasons.items())
+                or "no store given"
+            )
     if ambiguous:
         lines = ["several stores qualify; name the one to use with --use KEY=PATH:"]
         for res, cands, by_grid in ambiguous:
