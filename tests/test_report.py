@@ -299,7 +299,10 @@ def test_baselines_result_from_registered_policies(stores, production, tmp_path)
     table = against.group(1)
     assert [ln.split("`")[1] for ln in table.splitlines()[2:]] == production
     assert re.search(r"\| `test_ewma` \| production \| \*\*-\d", table)  # it wins: bold
-    assert "**Where a production mechanism wins**" in b and "`test_ewma` at r = 0.1" in b
+    wins = re.search(r"\*\*Where a production mechanism wins against `fault_aware_otfr`.*", b)
+    # test_ewma has 35-50 % of the hybrid's failures per seed: said as its own reduction
+    assert re.search(r"`test_ewma` at r = 0\.1: (5\d|6\d)\.\d % fewer failures \[", wins.group(0))
+    assert "test_od" not in wins.group(0).replace("test_od_price", "")
     assert "Failure reduction of `otfr` against" in b  # and otfr, too
     assert "per proxy" in b  # the fairness note
     assert scheduler_style("test_od")["color"] == "#8c564b"

@@ -48,22 +48,25 @@ def cell(red) -> str:
     return f"**{text}**" if significant else text
 
 
-def verdicts(new: str, rows: dict) -> list[str]:
-    """Plain sentences: where a production or composition policy has fewer failures."""
+def verdicts(new: str, rows: dict, back: dict) -> list[str]:
+    """Plain sentences: where a production or composition policy has fewer failures
+    than ``new``, said as the policy's own reduction against ``new`` (``back``: the
+    reductions the other way round; Fieller's interval is the same set of ratios)."""
     wins, ties = [], []
     for other, reds in rows.items():
-        for x, red in reds:
+        for (x, red), (_, rev) in zip(reds, back[other], strict=True):
             if not np.isfinite(red.point) or red.point >= 0:
                 continue
-            say = f"`{other}` at r = {label(x)} ({100 * red.point:.1f} % {interval(red)})"
+            say = (
+                f"`{other}` at r = {label(x)}: {100 * rev.point:.1f} % fewer failures "
+                f"{interval(rev)}"
+            )
             (wins if np.isfinite(red.hi) and red.hi < 0 else ties).append(say)
     out = []
     if wins:
         out.append(
-            f"**Where a production mechanism wins**: these have significantly fewer "
-            f"failures than `{new}` (negative reduction, interval below 0): "
-            + "; ".join(wins)
-            + "."
+            f"**Where a production mechanism wins against `{new}`** (significantly fewer "
+            "failures, the interval excludes 0): " + "; ".join(wins) + "."
         )
     if ties:
         out.append(
@@ -76,44 +79,61 @@ def verdicts(new: str, rows: dict) -> list[str]:
     return out
 
 
+def forest(ax, rows: dict, xs, new: str) -> None:
+    """The failures of ``new`` relative to each policy (1 - reduction), one row per
+    policy and one dot per r, on a log axis: halving and doubling look alike, and the
+    unbounded side of an interval runs to the edge."""
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("viridis")
+    vals = [1.0]
+    for reds in rows.values():
+        for _, red in reds:
+            vals += [1 - v for v in (red.point, red.lo, red.hi) if np.isfinite(v) and v < 1]
+    lo_lim, hi_lim = max(min(vals) / 1.5, 1e-3), min(max(vals) * 1.5, 1e3)
+    for i, reds in enumerate(rows.values()):
+        for k, (x, red) in enumerate(reds):
+            if not np.isfinite(red.point):
+                continue
+            y = i + (k - (len(xs) - 1) / 2) * 0.7 / max(len(xs), 1)
+            c = cmap(k / max(len(xs) - 1, 1))
+            a = 1 - red.hi if np.isfinite(red.hi) else lo_lim
+            b = 1 - red.lo if np.isfinite(red.lo) else hi_lim
+            if np.isfinite(red.lo) or not np.isfinite(red.hi) and red.n >= 2:
+                ax.plot([max(a, lo_lim), min(b, hi_lim)], [y, y], color=c, lw=2)
+            ax.plot(1 - red.point, y, "o", color=c, label=f"r = {label(x)}" if i == 0 else None)
+    ax.set_xscale("log")
+    ax.set_xlim(lo_lim, hi_lim)
+    ax.axvline(1, color="k", lw=0.9)
+    ax.axvspan(1, hi_lim, color="0.92", zorder=0)
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_yticks(range(len(rows)), [f"{o} ({group(o)})" for o in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel(
+        f"failures of {new} / failures of the policy (log scale)\n"
+        "below 1: the price has fewer failures; grey, above 1: the policy has"
+    )
+    ax.set_title(f"{new} against each production / composition policy", fontsize=10)
+    ax.grid(alpha=0.3, axis="x")
+    plots.legend_right(ax)
+
+
 def draw(store: Store, ctx, out: Path) -> str:
     r, priced, others = ctx
     ds, held = at_defaults(store.ds, [r])
     present = schedulers(ds)
+    xs = list(ds[r].values)
+    rows = {p: {o: reductions(ds, r, p, o) for o in others} for p in priced}
+    back = {p: {o: reductions(ds, r, o, p) for o in others} for p in priced}
     plt = plots.pyplot()
-    fig, (ax, ax2) = plt.subplots(
-        1, 2, figsize=(14, max(4.6, 0.32 * len(others) + 2)), gridspec_kw={"width_ratios": [1, 1]}
-    )
-    xa = plots.XAxis(ds, r)
-    line_panel(ax, ds, "failure_rate", xa, present, scale=100, log=True)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(14, max(4.6, 0.45 * len(others) + 2)))
+    line_panel(ax, ds, "failure_rate", plots.XAxis(ds, r), present, scale=100, log=True)
     ax.set_ylabel(plots.FAILURE_PCT + ", log scale")
     ax.set_title("Failure rate (mean, 95 % t interval over seeds)", fontsize=10)
     plots.legend_below(fig, ax, ncol=min(len(present), 5))
-    new = priced[0]
-    rows = {o: reductions(ds, r, new, o) for o in others}
-    cmap = plt.get_cmap("viridis")
-    xs = list(ds[r].values)
-    for i, o in enumerate(others):
-        for k, (x, red) in enumerate(rows[o]):
-            y = i + (k - (len(xs) - 1) / 2) * 0.7 / max(len(xs), 1)
-            lo = red.lo if np.isfinite(red.lo) else np.nan
-            hi = red.hi if np.isfinite(red.hi) else np.nan
-            ax2.plot([100 * lo, 100 * hi], [y, y], color=cmap(k / max(len(xs) - 1, 1)), lw=2)
-            ax2.plot(
-                100 * red.point,
-                y,
-                "o",
-                color=cmap(k / max(len(xs) - 1, 1)),
-                label=f"r = {label(x)}" if i == 0 else None,
-            )
-    ax2.axvline(0, color="k", lw=0.9)
-    ax2.axvspan(min(ax2.get_xlim()[0], -1), 0, color="0.9", zorder=0)
-    ax2.set_yticks(range(len(others)), [f"{o} ({group(o)})" for o in others])
-    ax2.invert_yaxis()
-    ax2.set_xlabel(f"failure reduction of {new} against the policy (%; grey: the policy wins)")
-    ax2.set_title(f"{new} against each production / composition policy", fontsize=10)
-    ax2.grid(alpha=0.3, axis="x")
-    plots.legend_right(ax2)
+    forest(ax2, rows[priced[0]], xs, priced[0])
     fig.tight_layout()
     plots.save(fig, out / "B_baselines.png")
 
@@ -132,19 +152,18 @@ def draw(store: Store, ctx, out: Path) -> str:
         by_scheduler(ds, "failure_rate", r, "r"),
     ]
     for p in priced:
-        reds = rows if p == new else {o: reductions(ds, r, p, o) for o in others}
         head = "| against | group | " + " | ".join(f"r = {label(x)}" for x in xs) + " |"
         lines = [head, "|---|---|" + "---|" * len(xs)]
         for o in others:
-            lines.append(
-                f"| `{o}` | {group(o)} | " + " | ".join(cell(red) for _, red in reds[o]) + " |"
-            )
+            cells = " | ".join(cell(red) for _, red in rows[p][o])
+            lines.append(f"| `{o}` | {group(o)} | {cells} |")
         text += [
             f"Failure reduction of `{p}` against each production and composition policy "
-            "(1 - failures(" + p + ") / failures(policy), pooled over seeds, 95 % Fieller "
-            "interval over paired seeds; bold: the interval excludes 0):",
+            f"(1 - failures({p}) / failures(policy), pooled over seeds, 95 % Fieller "
+            "interval over paired seeds; bold: the interval excludes 0; negative: the "
+            "policy has fewer failures):",
             "\n".join(lines),
-            *verdicts(p, reds),
+            *verdicts(p, rows[p], back[p]),
         ]
     text.append(FAIRNESS)
     return "\n\n".join(text)
