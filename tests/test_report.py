@@ -189,6 +189,21 @@ def test_half_finished_store_uses_what_is_finished(stores, tmp_path):
     assert "- not finished: degradation.r = 0.1: 3 of 4 seeds" in text
 
 
+def test_lost_and_corrupted_chunks_are_left_out_and_named(stores, tmp_path):
+    """A done cell whose integer chunk is gone reads back as 0, not as a hole; a junk
+    chunk fails to decode. Both cells are left out, named, and counted as missing."""
+    path = tmp_path / "damaged.zarr"
+    shutil.copytree(stores["severity"], path)
+    (path / "timed_out" / "0.1.0").unlink()  # r = 0.1, seed 1: its timeouts read as 0
+    (path / "failure_rate" / "1.3.0").write_bytes(b"\x00junk" * 20)  # r = 0.01, seed 3
+    text, _ = report(tmp_path, [str(path)])
+    r1 = section(text, "R1")
+    assert "2 damaged cells left out" in r1
+    assert "degradation.r = 0.1, seed 1; degradation.r = 0.01, seed 3." in r1
+    assert "| seeds | **3 of 4** | **3 of 4** |" in r1
+    assert re.search(r"\| 0\.1 \| [\d.]+ % \| \[.*\] % \| \*\*3 of 4\*\* \|", r1)  # reduction
+
+
 def test_store_lacking_variables_draws_the_rest(stores, tmp_path):
     ds = xr.open_zarr(stores["severity"]).load().drop_vars(["resilience_index", "gap_to_oracle"])
     path = tmp_path / "lacking.zarr"

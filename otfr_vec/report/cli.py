@@ -47,6 +47,8 @@ def provenance(store: Store) -> str:
         shown = "; ".join(store.unfinished[:10])
         more = f"; and {len(store.unfinished) - 10} more" if len(store.unfinished) > 10 else ""
         lines.append(f"- not finished: {shown}{more}")
+    if store.damaged:
+        lines.append(f"- damaged cells left out: {'; '.join(store.damaged)}")
     if store.missing:
         lines.append(f"- variables absent from the store: {', '.join(store.missing)}")
     for key, value in sorted(store.ds.attrs.items()):

@@ -119,6 +119,15 @@ def source_note(store: Store, note: str = "") -> str:
             " With 2 seeds a 95 % t interval is wide by design (t = 12.7); more seeds: "
             "`sweep.seeds=N`."
         )
+    if store.damaged:
+        text += (
+            "\n\n**Damaged cells left out** (marked done, but a value cannot be read or "
+            "is missing, or the counts disagree: arrived is not completed + failed + in "
+            "flight, or failure_rate x arrived is not the failures; a lost or corrupted "
+            f"chunk): {'; '.join(store.damaged[:6])}"
+            + (f"; and {len(store.damaged) - 6} more" if len(store.damaged) > 6 else "")
+            + "."
+        )
     if store.unfinished:
         shown = "; ".join(store.unfinished[:6])
         more = f"; and {len(store.unfinished) - 6} more points" if len(store.unfinished) > 6 else ""

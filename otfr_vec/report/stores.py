@@ -57,6 +57,7 @@ class Store:
     cells: int = 1  # cells (points x seeds) of the grid
     finished: int = 1
     unfinished: list[str] = field(default_factory=list)  # points short of seeds, in words
+    damaged: list[str] = field(default_factory=list)  # finished cells whose counts disagree
     missing: list[str] = field(default_factory=list)  # metrics this store lacks
     used_by: list[str] = field(default_factory=list)  # results drawn from it
 
@@ -102,6 +103,9 @@ class Store:
         parts.append(f"{self.seeds} seed{'s' if self.seeds != 1 else ''}")
         if self.finished < self.cells:
             parts.append(f"{self.finished} of {self.cells} cells finished")
+        if self.damaged:
+            n = len(self.damaged)
+            parts.append(f"{n} damaged cell{'s' if n > 1 else ''} left out")
         diff = self.differs()
         if diff is None:
             parts.append("configuration not recorded")
@@ -122,6 +126,66 @@ def _config(attrs: dict) -> dict | None:
     except Exception:  # a store of another tool, or a hand-made one: no usable config
         return None
     return flatten(tree) if isinstance(tree, dict) else None
+
+
+def _load(ds: xr.Dataset) -> tuple[xr.Dataset, xr.DataArray | None]:
+    """Load every variable; one whose chunks cannot all be decoded (a corrupted chunk)
+    is read cell by cell, the unreadable cells become NaN and are returned as a mask
+    over the cell dimensions (None when everything read)."""
+    out, bad = {}, None
+    for name, da in ds.data_vars.items():
+        try:
+            out[name] = da.load()
+            continue
+        except Exception:  # zarr and its codecs raise many types for a damaged chunk
+            pass
+        cell_dims = [d for d in da.dims if d != SCHEDULER]
+        values = np.full(da.shape, np.nan)
+        miss = np.zeros([ds.sizes[d] for d in cell_dims], bool)
+        for idx in np.ndindex(*miss.shape):
+            at = dict(zip(cell_dims, idx, strict=True))
+            try:
+                values[tuple(at.get(d, slice(None)) for d in da.dims)] = da.isel(at).values
+            except Exception:
+                miss[idx] = True
+        out[name] = da.copy(data=values)
+        mask = xr.DataArray(miss, dims=cell_dims, coords={d: ds[d] for d in cell_dims})
+        bad = mask if bad is None else (bad | mask)
+    return ds.assign(out).load(), bad
+
+
+def _inconsistent(ds: xr.Dataset) -> xr.DataArray | None:
+    """Cells whose counts break the identities every finished cell obeys (arrived =
+    completed + timed out + failed + in flight; failure_rate x arrived = failures): a
+    lost chunk of an integer variable reads back as 0, not as a hole, and only this
+    shows it. True per cell (over every dimension but scheduler)."""
+    counts = ("arrived", "completed", "timed_out", "failed_other", "in_flight")
+    bad = []
+    if set(counts) <= set(ds):
+        total = ds.completed + ds.timed_out + ds.failed_other + ds.in_flight
+        bad.append(ds.arrived != total)
+    if {"failure_rate", "arrived", "timed_out", "failed_other"} <= set(ds):
+        fails = ds.timed_out + ds.failed_other
+        bad.append(abs(ds.failure_rate * ds.arrived - fails) > 0.5)
+        bad.append(ds.failure_rate.isnull() & (ds.arrived > 0))
+    if not bad:
+        return None
+    out = bad[0]
+    for b in bad[1:]:
+        out = out | b
+    return out.any(SCHEDULER)
+
+
+def _cells(mask: xr.DataArray) -> list[str]:
+    """The True cells of ``mask`` in words (``degradation.r = 0.1, seed 2``)."""
+    out = []
+    for idx in zip(*np.nonzero(np.atleast_1d(mask.values)), strict=True):
+        where = [
+            f"{d} {int(mask[d].values[i])}" if d == SEED else f"{d} = {label(mask[d].values[i])}"
+            for d, i in zip(mask.dims, idx, strict=True)
+        ]
+        out.append(", ".join(where) or "the run")
+    return out
 
 
 def _unfinished(done: xr.DataArray) -> list[str]:
@@ -155,11 +219,12 @@ def open_store(path: str) -> Store:
         raise ReportError(f"{path}: not a Zarr store readable by xarray ({err})") from None
     if SCHEDULER not in ds.dims or not any(m in ds for m in METRICS):
         raise ReportError(f"{path}: not an otfr_vec store (no metric by scheduler)")
-    ds = ds.load()
+    ds, unreadable = _load(ds)
     config = _config(ds.attrs)
     kind = "sweep" if "otfr_vec:sweep" in ds.attrs else ("run" if config else "unknown")
     store = Store(path, ds, config, kind)
     store.missing = [m for m in METRICS if m not in ds and m != "decisions"]
+    done = None
     if "done" in ds:
         done = ds["done"].astype(bool)
         store.cells, store.finished = int(done.size), int(done.sum())
@@ -167,7 +232,18 @@ def open_store(path: str) -> Store:
             raise ReportError(f"{path}: no finished cell yet (run the sweep first)")
         if store.finished < store.cells:
             store.unfinished = _unfinished(done)
-            store.ds = ds.where(done)  # fill values of unfinished cells must not count
+    bad = _inconsistent(ds)
+    if unreadable is not None:
+        bad = unreadable if bad is None else (bad | unreadable)
+    if bad is not None:
+        if done is not None:
+            bad = bad & done
+        store.damaged = _cells(bad)
+    keep = done if done is not None else None
+    if store.damaged:
+        keep = ~bad if keep is None else keep & ~bad
+    if keep is not None and not bool(keep.all()):
+        store.ds = ds.where(keep)  # fill values and damaged cells must not count
     return store
 
 
