@@ -146,7 +146,10 @@ def draw(store: Store, ctx, out: Path) -> str:
         )
     text = [
         source_note(store, held),
-        "![B](B_baselines.png)",
+        plots.image(
+            "B: failure rate by r per scheduler; the hybrid's failures relative to each mechanism",
+            "B_baselines.png",
+        ),
         "\n".join(mech),
         "Failure rate, mean ± 95 % t interval over seeds:",
         by_scheduler(ds, "failure_rate", r, "r"),

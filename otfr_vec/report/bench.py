@@ -76,7 +76,10 @@ def draw(bench: dict, out: Path) -> str:
         f"From `{bench['path']}` (ns per `{focus}` decision, median [min-max] over "
         f"{rec['decision'].get('repeats', '?')} repeats):",
         "\n".join(head),
-        "![R10](R10_decision.png)",
+        plots.image(
+            "R10: time per decision by number of targets, each variant, and the study's 1 ms",
+            "R10_decision.png",
+        ),
         "\n".join(table),
     ]
     lead = shown[0] if shown else None

@@ -177,7 +177,10 @@ def r1(store: Store, r: str, out: Path) -> str:
     plots.legend_below(fig, ax)
     text = [
         source_note(store, held),
-        "![R1](R1_failure_rate.png)",
+        plots.image(
+            "R1: failure rate by r per scheduler; the hybrid's reduction and the study's",
+            "R1_failure_rate.png",
+        ),
         "Failure rate, mean ± 95 % t interval over seeds:",
         by_scheduler(ds, "failure_rate", r, "r"),
     ]
@@ -236,7 +239,9 @@ def by_r(store: Store, r: str, out: Path, metric: str, name: str, ylabel: str) -
     return "\n\n".join(
         [
             source_note(store, held),
-            f"![{name}]({name}.png)",
+            plots.image(
+                f"{name.split('_')[0]}: {ylabel.splitlines()[0]} by r per scheduler", f"{name}.png"
+            ),
             "Mean ± 95 % t interval over seeds:",
             by_scheduler(ds, metric, r, "r", percent=False),
         ]
@@ -276,7 +281,12 @@ def r3(store: Store, ctx, out: Path) -> str:
     facets = list(ds[facet].values) if facet else [None]
     plt = plots.pyplot()
     fig, axes = plt.subplots(1, len(facets), figsize=(4.6 * len(facets) + 1.6, 4), squeeze=False)
-    text = [source_note(store, held), "![R3](R3_telemetry.png)"]
+    text = [
+        source_note(store, held),
+        plots.image(
+            "R3: failure rate by telemetry mode per scheduler, one panel per r", "R3_telemetry.png"
+        ),
+    ]
     xa = plots.XAxis(ds, mode)
     for ax, fv in zip(axes[0], facets, strict=True):
         sub = ds.sel({facet: fv}) if facet else ds
@@ -335,7 +345,13 @@ def r5(store: Store, dims, out: Path) -> str:
     )
     fig.tight_layout()
     plots.save(fig, out / "R5_label_gain.png")
-    text.insert(1, "![R5](R5_label_gain.png)")
+    text.insert(
+        1,
+        plots.image(
+            "R5: the hybrid's reduction against fault_aware_lc as each label key varies",
+            "R5_label_gain.png",
+        ),
+    )
     text.insert(
         2,
         "Each panel varies one label key; every other swept key is held at the study's "
@@ -406,7 +422,10 @@ def r6(store: Store, ctx, out: Path) -> str:
     return "\n\n".join(
         [
             source_note(store, held),
-            "![R6](R6_delay_noise.png)",
+            plots.image(
+                "R6: failure rate over label delay x noise, fault_aware_lc and the hybrid",
+                "R6_delay_noise.png",
+            ),
             f"Failure rate % (`{HYBRID}` / `{BASELINE}`), mean over seeds:",
             "\n".join(rows),
         ]
@@ -453,7 +472,7 @@ def failure_by_each(store: Store, dims, out: Path, prefix: str, reduction: bool)
         plots.save(fig, out / name)
         parts += [
             f"**Varying `{d}`** ({held or 'no other swept key'})",
-            f"![{prefix}]({name})",
+            plots.image(f"{prefix.split('_')[0]}: failure rate by {d} per scheduler", name),
             by_scheduler(ds, "failure_rate", d, d),
         ]
         if reduction:
@@ -506,7 +525,16 @@ def sensitivity(store: Store, dims, out: Path) -> str:
     fig.suptitle("One key at a time, every other swept key at the study's value", fontsize=10)
     fig.tight_layout()
     plots.save(fig, out / "S_sensitivity.png")
-    return "\n\n".join([source_note(store), "![S](S_sensitivity.png)", *parts])
+    return "\n\n".join(
+        [
+            source_note(store),
+            plots.image(
+                "S: failure rate as each price, weight or bandwidth key varies alone",
+                "S_sensitivity.png",
+            ),
+            *parts,
+        ]
+    )
 
 
 # ---------------------------------------------------------------- R8
@@ -564,7 +592,10 @@ def r8(store: Store, _ctx, out: Path) -> str:
     return "\n\n".join(
         [
             source_note(store),
-            "![R8](R8_mechanism.png)",
+            plots.image(
+                "R8: degraded pods' bandwidth and label, price, traffic share, failures over time",
+                "R8_mechanism.png",
+            ),
             f"Degraded pods: {', '.join(str(p) for p in ds.pod.values[degraded])}.",
             table,
         ]

@@ -201,6 +201,11 @@ def text_color(rgba) -> str:
     return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.5 else "white"
 
 
+def image(alt: str, file: str) -> str:
+    """A Markdown image whose alt text says what the figure shows."""
+    return f"![{alt}]({file})"
+
+
 def save(fig, path) -> None:
     fig.savefig(path, dpi=110, bbox_inches="tight")
     pyplot().close(fig)
@@ -212,6 +217,7 @@ __all__ = [
     "XAxis",
     "axis_label",
     "errorbar",
+    "image",
     "legend_below",
     "legend_right",
     "mark_zeros",
