@@ -14,7 +14,8 @@ figure stands beside ours, the report says whether the store ran the study's set
 naming every key that differs. R10 reads the benchmarks' record (benchmarks/RESULTS.json).
 
 Modules, by job: ``stats`` (intervals), ``stores`` (opening, choosing), ``tables``,
-``plots``, ``drawers`` (R1-R9, S), ``baselines`` (B), ``bench`` (R10), ``cli``.
+``plots``, ``drawers`` (R1-R7, R9, S), ``mechanism`` (R8), ``baselines`` (B), ``bench``
+(R10), ``cli``.
 """
 
 from .cli import RESULTS, build_report, main

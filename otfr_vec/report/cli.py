@@ -12,9 +12,11 @@ from pathlib import Path
 from . import bench as bench_mod
 from .baselines import BASELINES
 from .drawers import RESULTS as STUDY_RESULTS
+from .mechanism import MECHANISM
 from .stores import ReportError, Skip, Store, choose, open_store
 
-RESULTS = [*STUDY_RESULTS, BASELINES]
+ORDER = ("R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "S", "B")  # R10: the record
+RESULTS = sorted([*STUDY_RESULTS, MECHANISM, BASELINES], key=lambda r: ORDER.index(r.key))
 SECRET_ATTRS = ("otfr_vec:config", "otfr_vec:sweep")  # shown as YAML, not as list items
 
 
