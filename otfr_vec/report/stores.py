@@ -331,9 +331,13 @@ def choose(results, stores: list[Store], use: dict[str, Store]):
             )
     if ambiguous:
         lines = ["several stores qualify; name the one to use with --use KEY=PATH:"]
+        groups: dict[tuple, tuple[list, list]] = {}  # same candidates: said once
         for res, cands, by_grid in ambiguous:
             key = res.grid if by_grid else res.key
-            lines.append(f"  {res.key} ({res.title}):")
+            groups.setdefault((key, tuple(s.path for s in cands)), ([], cands))[0].append(res)
+        for (key, _), (same_, cands) in groups.items():
+            what = f"grid {key}" if key == same_[0].grid else same_[0].title
+            lines.append(f"  {', '.join(r.key for r in same_)} ({what}):")
             lines += [f"    {s.path}: {s.describe()}" for s in cands]
             lines.append(f"    e.g. --use {key}={cands[0].path}")
         lines.append(
