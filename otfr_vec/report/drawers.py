@@ -203,7 +203,7 @@ def r1(store: Store, r: str, out: Path) -> str:
         xa.apply(ax2)
         ax2.set_ylabel(f"failure reduction vs {BASELINE} (%)")
         ax2.set_title(
-            "Reduction: 1 - failures(hybrid) / failures(fault_aware_lc), pooled over seeds",
+            f"1 - failures({HYBRID}) / failures({BASELINE}), pooled over seeds",
             fontsize=10,
         )
         ax2.grid(alpha=0.3)
