@@ -25,8 +25,8 @@ wheel: $(STAMP)  ## build dist/otfr_vec-*.whl (configuration and traces inside) 
 sweep: $(STAMP)  ## the main job: the severity grid (r x scheduler x 4 seeds, ~1 min on 2 cores) into outputs/severity.zarr
 	$(BIN)/python -m otfr_vec.sweep +grid=severity $(ARGS)
 
-report: $(STAMP)  ## figures and REPORT.md from the stores in outputs/ (into outputs/report)
-	$(BIN)/python -m otfr_vec.report $(wildcard outputs/*.zarr) --out outputs/report
+report: $(STAMP)  ## figures and REPORT.md from the stores in outputs/ (into outputs/report; ARGS="--use severity=PATH" picks among candidates)
+	$(BIN)/python -m otfr_vec.report $(wildcard outputs/*.zarr) --out outputs/report $(ARGS)
 
 paper: $(STAMP)  ## every result R1-R10 into outputs/paper (~15 min on 2 cores; resumes; FRESH=1 make paper starts from scratch)
 	PY=$(BIN)/python bash sweeps/paper.sh

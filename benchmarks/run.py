@@ -3,12 +3,15 @@
 Prints the tables and writes ``benchmarks/RESULTS.md``: machine, versions, date, the
 command, and every figure as the median with its min-max over repeats; ratios are
 between figures of the same run. Timings on a shared machine are noisy: compare medians.
+The same figures go to ``RESULTS.json`` beside it (``record`` below), which the report
+reads for R10.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import subprocess
@@ -95,7 +98,7 @@ def spread(xs) -> tuple[float, float, float]:
     return float(np.median(xs)), float(np.min(xs)), float(np.max(xs))
 
 
-def machine() -> list[str]:
+def machine_info() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -110,17 +113,38 @@ def machine() -> list[str]:
         ).stdout.strip()
     except OSError:
         commit = "?"
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "commit": commit,
+    }
+
+
+def machine(m: dict) -> list[str]:
     return [
-        f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"- machine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
-        f"- Python {platform.python_version()}, NumPy {np.__version__}, Numba {numba.__version__}",
-        f"- git commit {commit} (plus uncommitted changes, if any)",
+        f"- date: {m['date']}",
+        f"- machine: {m['cpu']}, {m['cores']} cores, {m['os']}",
+        f"- Python {m['python']}, NumPy {m['numpy']}, Numba {m['numba']}",
+        f"- git commit {m['commit']} (plus uncommitted changes, if any)",
         "- one thread; the kernels are compiled (or loaded from numba's cache) before timing",
     ]
 
 
-def decision_section(args, log) -> list[str]:
+def decision_section(args, log, rec: dict) -> list[str]:
     decision.warm()
+    rows = []
+    rec["decision"] = {
+        "unit": "ns per decision",
+        "repeats": args.repeats,
+        "study_ns": STUDY_NS,
+        "variants": {**VARIANTS, "rebuild": "one O(N) tree rebuild"},
+        "rows": rows,
+    }
     lines = [
         f"## Decision latency (ns per decision, median [min-max] over {args.repeats} repeats)",
         "",
@@ -146,6 +170,7 @@ def decision_section(args, log) -> list[str]:
             row += [f"{py / r['full'][0]:,.0f}", f"{py / r['tree'][0]:,.0f}"]
             row += [f"{STUDY_NS / r['full'][0]:,.0f}", f"{STUDY_NS / r['tree'][0]:,.0f}"]
             lines.append("| " + " | ".join(row) + " |")
+            rows.append({"targets": n, "scheduler": s, **{v: r[v] for v in [*VARIANTS, "rebuild"]}})
             log(
                 f"decision n={n:>6} {s:17s} full {r['full'][0]:10.1f}  pods {r['pods'][0]:8.1f}"
                 f"  tree {r['tree'][0]:6.1f}  call {r['call_full'][0]:10.1f}"
@@ -154,7 +179,10 @@ def decision_section(args, log) -> list[str]:
     return lines
 
 
-def sim_section(args, log) -> list[str]:
+def sim_section(args, log, rec: dict) -> list[str]:
+    rows = []
+    rec["simulator"] = {"sim_duration_s": args.sim_duration, "repeats": args.sim_repeats}
+    rec["simulator"]["rows"] = rows
     lines = [
         "## Simulator throughput (kernels, all five schedulers, one thread)",
         "",
@@ -174,6 +202,18 @@ def sim_section(args, log) -> list[str]:
         rps = spread([m["requests"] / w for w in m["wall"]])
         sps = spread([m["worker_steps"] / w for w in m["wall"]])
         ns = spread([w / m["requests"] * 1e9 for w in m["wall"]])
+        rows.append(
+            {
+                "workers": n,
+                "requests": m["requests"],
+                "wall_s": wall,
+                "requests_per_s": rps,
+                "worker_steps_per_s": sps,
+                "ns_per_request": ns,
+                "rss_warm_mib": m["rss_warm_mib"],
+                "rss_peak_mib": m["rss_peak_mib"],
+            }
+        )
         lines.append(
             f"| {n} | {m['requests']:,} | {fmt(wall, digits=2)} | {fmt(rps, digits=0)} | "
             f"{fmt(sps, 1e6, 0)} M | {fmt(ns, digits=0)} | {m['rss_warm_mib']:.0f} | "
@@ -186,7 +226,7 @@ def sim_section(args, log) -> list[str]:
     return lines
 
 
-def reference_section(args, log) -> list[str]:
+def reference_section(args, log, rec: dict) -> list[str]:
     m = simulate.reference_pair(
         args.ref_workers, args.ref_duration, args.ref_scheduler, args.sim_repeats
     )
@@ -194,6 +234,15 @@ def reference_section(args, log) -> list[str]:
     r = spread([m["requests"] / w for w in m["ref_wall"]])
     ratio = spread([a / b for a, b in zip(m["ref_wall"], m["kernel_wall"], strict=True)])
     log(f"reference: {r[0]:,.0f} requests/s; kernels {k[0]:,.0f}; ratio {ratio[0]:,.0f}")
+    rec["reference"] = {
+        "workers": args.ref_workers,
+        "scheduler": args.ref_scheduler,
+        "sim_duration_s": args.ref_duration,
+        "requests": m["requests"],
+        "reference_requests_per_s": r,
+        "kernel_requests_per_s": k,
+        "speed_up": ratio,
+    }
     return [
         "## Against the pure-Python event-driven reference (`otfr_vec/reference.py`)",
         "",
@@ -217,18 +266,28 @@ def main(argv=None) -> None:
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
 
-    body = decision_section(args, log) + [""] + sim_section(args, log) + [""]
-    body += reference_section(args, log)
+    rec: dict = {"machine": machine_info()}
+    body = decision_section(args, log, rec) + [""] + sim_section(args, log, rec) + [""]
+    body += reference_section(args, log, rec)
     cmd = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
+    rec.update(command=cmd.strip(), took_s=round(time.perf_counter() - t0, 1))
     head = [
         "# Benchmarks",
         "",
         f"Command: `{cmd.strip()}` (took {time.perf_counter() - t0:.0f} s)",
         "",
-        *machine(),
+        *machine(rec["machine"]),
         "",
     ]
     text = "\n".join(head + body) + "\n"
     args.out.write_text(text)
+    record(rec, args.out)
     print(text)
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
+
+
+def record(rec: dict, md: Path) -> Path:
+    """The machine-readable record beside ``md``: every figure as [median, min, max]."""
+    path = md.with_suffix(".json")
+    path.write_text(json.dumps(rec, indent=1) + "\n")
+    return path
