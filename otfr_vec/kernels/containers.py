@@ -6,7 +6,7 @@ sequence number); entries of requests that left early are skipped lazily.
 """
 
 from .jit import kernel
-from .structs import EV_ID, EV_SEQ, Q_NEXT, Q_PREV, W_HEAD, W_QLEN, W_TAIL
+from .structs import EV_ID, EV_SEQ, Q_NEXT, Q_PREV, W_HEAD, W_TAIL
 
 
 @kernel
@@ -19,7 +19,6 @@ def fifo_push(wi, qi, w, i):
     else:
         wi[W_HEAD, w] = i
     wi[W_TAIL, w] = i
-    wi[W_QLEN, w] += 1
 
 
 @kernel
@@ -36,7 +35,17 @@ def fifo_remove(wi, qi, w, i):
         wi[W_TAIL, w] = prv
     qi[Q_NEXT, i] = -1
     qi[Q_PREV, i] = -1
-    wi[W_QLEN, w] -= 1
+
+
+@kernel
+def fifo_len(wi, qi, w):
+    """Requests in worker ``w``'s FIFO (walked: only a scraping policy asks)."""
+    n = 0
+    i = wi[W_HEAD, w]
+    while i >= 0:
+        n += 1
+        i = qi[Q_NEXT, i]
+    return n
 
 
 @kernel

@@ -10,3 +10,6 @@ from numba import njit
 JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
 
 kernel = njit(**JIT_OPTIONS)
+# for a small helper on the per-request path whose array arguments would otherwise be
+# reference-counted at every call: Numba inlines it into its callers at the IR level
+inline_kernel = njit(**JIT_OPTIONS, inline="always")

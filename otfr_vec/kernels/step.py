@@ -27,7 +27,7 @@ state arrays they touch explicitly (see :mod:`.structs` for why).
 import numpy as np
 
 from .containers import fifo_push, fifo_remove, heap_pop, heap_push
-from .jit import kernel
+from .jit import inline_kernel, kernel
 from .policy.hooks import policy_choose, policy_outcome, policy_refresh, policy_routed
 from .scoring import argmin_pods, argmin_score, update_prices
 from .structs import (
@@ -308,10 +308,11 @@ def choose(count, base, g_min, g_dirty, pr, pod, g, lo, hi, scale, home, start):
 
 @kernel
 def prefill_done(
-    wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, hist, lat_sum, pr, pod, i, t, w
+    wi, wf, count, base, g_min, g_dirty, qi, qf, ctr, cnt, win, ts, hist, lat_sum, pr, pod, i, t, w
 ):
-    """Prefill of ``i`` ended at ``t``: finish it (prefill-only), time it out, or report
-    that it needs a decode worker. Returns an OUT_* kind or NEEDS_DECODE."""
+    """Prefill of ``i`` ended at ``t``: finish it (prefill-only), time it out, or route it
+    to a decode worker. Returns an OUT_* kind, NO_OUTCOME, or, for a policy with hooks
+    (which :func:`advance` asks), NEEDS_DECODE."""
     p = qi[Q_P, i]
     if pr.scope != SCOPE_QUEUE and t > qf[Q_ARR, i] + pr.timeout:
         add_count(count, g_dirty, pr, pod, p, -1)
@@ -322,11 +323,17 @@ def prefill_done(
         charge_success(wf, qi, i)
         record_done(qi, qf, ctr, cnt, hist, lat_sum, i, t, t)
         return OUT_SUCCESS
-    qf[Q_TD, i] = t
-    return NEEDS_DECODE
+    if pr.hooks:
+        qf[Q_TD, i] = t
+        return NEEDS_DECODE
+    d = choose(
+        count, base, g_min, g_dirty, pr, pod, 1, pr.n_prefill, pr.n_workers, pr.decode_load_scale,
+        pod[p], qi[Q_TIE, i],
+    )  # fmt: skip
+    return to_decode(wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, pr, pod, i, d, t, w)
 
 
-@kernel
+@inline_kernel
 def to_decode(wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, pr, pod, i, d, t, w):
     """Send ``i`` (prefill ended at ``t``) to decode worker ``d``: reserve a slot and start
     its KV transfer, or queue it for a slot. Returns an OUT_* kind or NO_OUTCOME."""
@@ -334,7 +341,8 @@ def to_decode(wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, pr, pod, i, d, 
     cnt[DECISIONS] += 1
     ts[TS_ROUTED, w, pod[d]] += 1
     qi[Q_D, i] = d
-    qi[Q_RIF_D, i] = count[d]
+    if pr.hooks:
+        qi[Q_RIF_D, i] = count[d]
     if wi[W_DOWN, d] != 0:  # sent to a worker that is down: fails at once
         add_count(count, g_dirty, pr, pod, p, -1)
         resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, False, w)
@@ -356,9 +364,13 @@ def to_decode(wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, pr, pod, i, d, 
 
 
 @kernel
-def arrive(qi, qf, ctr, cnt, win, dl_i, dl_t, pr, a, prompt, out, ing, tie_d):
-    """Take a pool place for a request arriving at ``a``, count it, queue its deadline;
-    return its place (the policy then picks its prefill worker)."""
+def arrive(
+    wi, wf, count, base, g_min, g_dirty, qi, qf, ctr, cnt, win, ts, dl_i, dl_t, pr, pod,
+    a, prompt, out, ing, tie_p, tie_d, w,
+):  # fmt: skip
+    """A request arrives at ``a``: take a pool place, count it, queue its deadline, and
+    route it to a prefill worker (a policy with hooks: :func:`advance` does that).
+    Returns its place."""
     n = ctr[N_FREE] - 1
     i = qi[FREE_IDS, n]
     ctr[N_FREE] = n
@@ -385,16 +397,23 @@ def arrive(qi, qf, ctr, cnt, win, dl_i, dl_t, pr, a, prompt, out, ing, tie_d):
     dl_i[EV_SEQ, k] = seq
     dl_t[k] = a + pr.timeout
     ctr[DL_LEN] += 1
+    if not pr.hooks:
+        p = choose(
+            count, base, g_min, g_dirty, pr, pod, 0, 0, pr.n_prefill, pr.prefill_load_scale, ing,
+            tie_p,
+        )  # fmt: skip
+        to_prefill(wi, wf, count, g_dirty, qi, ctr, cnt, win, ts, pr, pod, i, p, w)
     return i
 
 
-@kernel
+@inline_kernel
 def to_prefill(wi, wf, count, g_dirty, qi, ctr, cnt, win, ts, pr, pod, i, p, w):
     """Queue ``i`` at prefill worker ``p``. Returns OUT_FAILURE if ``p`` is down."""
     cnt[DECISIONS] += 1
     ts[TS_ROUTED, w, pod[p]] += 1
     qi[Q_P, i] = p
-    qi[Q_RIF_P, i] = count[p]
+    if pr.hooks:
+        qi[Q_RIF_P, i] = count[p]
     if wi[W_DOWN, p] != 0:
         resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, False, w)
         return OUT_FAILURE
@@ -627,7 +646,7 @@ def advance(
         f_price = f_now if pr.true_bw else f_obs[s - s0]
         if pr.hooks:  # the policy's timers, before the step's base scores
             policy_refresh(
-                pr, t0, wi, wf, count, base, g_dirty, pod, health, pw_i, pw_f, pg_i, pg_f, kn,
+                pr, t0, wi, qi, wf, count, base, g_dirty, pod, health, pw_i, pw_f, pg_i, pg_f, kn,
                 ctr, u_tick, tick0,
             )  # fmt: skip
         update_prices(wf, base, g_dirty, pr, pod, pod_n, f_price, health, pod_sum, pw_f)
@@ -648,8 +667,8 @@ def advance(
         while nxt < n_req and arrival[nxt] < t1:
             a = arrival[nxt]
             i = arrive(
-                qi, qf, ctr, cnt, win, dl_i, dl_t, pr, a, prompt[nxt], output[nxt], ingress[nxt],
-                tie_d[nxt],
+                wi, wf, count, base, g_min, g_dirty, qi, qf, ctr, cnt, win, ts, dl_i, dl_t, pr,
+                pod, a, prompt[nxt], output[nxt], ingress[nxt], tie_p[nxt], tie_d[nxt], w,
             )  # fmt: skip
             if pr.hooks:
                 if pr.keep_draws:  # the decode decision's and the outcomes' draws, for later
@@ -667,12 +686,6 @@ def advance(
                         pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i,
                         OUT_FAILURE, a,
                     )  # fmt: skip
-            else:
-                p = choose(
-                    count, base, g_min, g_dirty, pr, pod, 0, 0, pr.n_prefill,
-                    pr.prefill_load_scale, ingress[nxt], tie_p[nxt],
-                )  # fmt: skip
-                to_prefill(wi, wf, count, g_dirty, qi, ctr, cnt, win, ts, pr, pod, i, p, w)
             nxt += 1
         # 5. prefill service, then decode routing in order of prefill end
         nbuf = serve_prefill(wi, wf, qi, qf, pr, t0, t1)
@@ -682,24 +695,17 @@ def advance(
                 i = qi[BUF_ID, k]
                 t = qf[BUF_T, k]
                 got = prefill_done(
-                    wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, hist, lat_sum, pr, pod, i,
-                    t, w,
+                    wi, wf, count, base, g_min, g_dirty, qi, qf, ctr, cnt, win, ts, hist, lat_sum,
+                    pr, pod, i, t, w,
                 )  # fmt: skip
-                if got == NEEDS_DECODE:
-                    home = pod[qi[Q_P, i]]
-                    if pr.hooks:
-                        d = policy_choose(
-                            pr, 1, pr.n_prefill, pr.n_workers, pr.decode_load_scale, home,
-                            qi[Q_TIE, i], t, qf[Q_U, i], qf[Q_U + 1, i], qf[Q_U + 2, i],
-                            qf[Q_U + 3, i], count, base, g_min, g_dirty, pod, wi, wf, health,
-                            pw_i, pw_f, pg_i, pg_f, kn,
-                        )  # fmt: skip
-                        policy_routed(pr, d, pg_i, kn)
-                    else:
-                        d = choose(
-                            count, base, g_min, g_dirty, pr, pod, 1, pr.n_prefill, pr.n_workers,
-                            pr.decode_load_scale, home, qi[Q_TIE, i],
-                        )  # fmt: skip
+                if got == NEEDS_DECODE:  # only a policy with hooks asks
+                    d = policy_choose(
+                        pr, 1, pr.n_prefill, pr.n_workers, pr.decode_load_scale, pod[qi[Q_P, i]],
+                        qi[Q_TIE, i], t, qf[Q_U, i], qf[Q_U + 1, i], qf[Q_U + 2, i],
+                        qf[Q_U + 3, i], count, base, g_min, g_dirty, pod, wi, wf, health,
+                        pw_i, pw_f, pg_i, pg_f, kn,
+                    )  # fmt: skip
+                    policy_routed(pr, d, pg_i, kn)
                     got = to_decode(
                         wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, pr, pod, i, d, t, w
                     )

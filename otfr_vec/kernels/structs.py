@@ -31,8 +31,7 @@ W_SLOTS = 2  # decode slots reserved (transfer, first token, decoding)
 W_DEC = 3  # sequences decoding (compute busy)
 W_NTX = 4  # transfers on the interface
 W_DOWN = 5
-W_QLEN = 6  # requests in the FIFO (prefill: queued incl. the one in service; decode: waiting)
-N_WI = 7
+N_WI = 6
 # wf rows (float64 per worker)
 W_BUSY = 0  # compute busy fraction of the last step
 W_UTIL = 1  # its EWMA

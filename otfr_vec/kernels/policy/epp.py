@@ -16,8 +16,9 @@ ties broken from the seeded start.
 
 import numpy as np
 
+from ..containers import fifo_len
 from ..jit import kernel
-from ..structs import W_DOWN, W_QLEN, W_SLOTS
+from ..structs import W_DOWN, W_SLOTS
 from .common import EXTRA, MASK, group_hi, group_lo
 
 K_SCRAPE, K_STALE, K_QUEUE_W, K_KV_W, N_KNOBS = range(5)
@@ -32,11 +33,11 @@ def init(pr, pw_f):
 
 
 @kernel
-def scrape(pr, wi, count, pw_f, kn, t):
+def scrape(pr, wi, qi, count, pw_f, kn, t):
     for j in range(pr.n_workers):
         if wi[W_DOWN, j] != 0:
             continue  # no answer: the snapshot ages
-        q = wi[W_QLEN, j]
+        q = fifo_len(wi, qi, j)  # prefill: queued incl. the one in service; decode: waiting
         if j < pr.n_prefill:
             busy = 1 if q > 0 else 0
             pw_f[Q_SNAP, j] = q - busy

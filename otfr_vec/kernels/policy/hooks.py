@@ -41,6 +41,7 @@ def policy_refresh(
     pr,
     t0,
     wi,
+    qi,
     wf,
     count,
     base,
@@ -76,7 +77,7 @@ def policy_refresh(
             pr, pod, wf, base, g_dirty, health, pw_i, pw_f, pg_i, kn, t0, u_tick, row
         )
     elif pr.policy == EPP:
-        epp.scrape(pr, wi, count, pw_f, kn, t0)
+        epp.scrape(pr, wi, qi, count, pw_f, kn, t0)
     elif pr.policy == WRR:
         wrr_orca.rebuild(pr, pw_f, pg_i, pg_f, kn, t0, u_tick, row)
     ctr[NEXT_TICK] = last + 1

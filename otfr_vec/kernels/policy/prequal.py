@@ -133,6 +133,22 @@ def insert(pg_i, pg_f, kn, g, x, rif, lat, t, uses):
 
 
 @kernel
+def hot_cold(pg_i, pg_f, kn, g, thr):
+    """The pool slot the hot-cold rule picks: of the probes with RIF <= ``thr`` (cold) the
+    lowest latency, else the lowest RIF; the first in pool order on ties; -1 if empty."""
+    cold, hot = -1, -1
+    for s in range(int(kn[K_POOL])):
+        if pg_i[POOL_W + g, s] < 0:
+            continue
+        if pg_i[POOL_RIF + g, s] <= thr:
+            if cold < 0 or pg_f[POOL_LAT + g, s] < pg_f[POOL_LAT + g, cold]:
+                cold = s
+        elif hot < 0 or pg_i[POOL_RIF + g, s] < pg_i[POOL_RIF + g, hot]:
+            hot = s
+    return cold if cold >= 0 else hot
+
+
+@kernel
 def probe_targets(n, k, u0, u1, u2):
     """``k`` (<= 3) distinct indices in [0, n), uniformly, from three uniforms."""
     a = index_of(u0, n)
@@ -171,16 +187,7 @@ def choose(pw_i, pw_f, pg_i, pg_f, count, kn, g, lo, hi, t, u0, u1, u2, u3):
         if pg_i[POOL_W + g, s] >= 0 and t - pg_f[POOL_T + g, s] > kn[K_MAX_AGE]:
             pg_i[POOL_W + g, s] = -1
     thr = threshold(pg_i, pg_f, kn, g)
-    cold, hot = -1, -1
-    for s in range(pool):
-        if pg_i[POOL_W + g, s] < 0:
-            continue
-        if pg_i[POOL_RIF + g, s] <= thr:
-            if cold < 0 or pg_f[POOL_LAT + g, s] < pg_f[POOL_LAT + g, cold]:
-                cold = s
-        elif hot < 0 or pg_i[POOL_RIF + g, s] < pg_i[POOL_RIF + g, hot]:
-            hot = s
-    s = cold if cold >= 0 else hot
+    s = hot_cold(pg_i, pg_f, kn, g, thr)
     if s < 0:
         return lo + index_of(u0, n)  # empty pool: a random worker
     chosen = pg_i[POOL_W + g, s]

@@ -1,0 +1,125 @@
+"""Every registered policy: validates, runs with the invariants checked at every step, is
+deterministic, has a colour, exposes its knobs with ranges, and matches its kernel."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from otfr_vec import ConfigError, make_config, policies, simulate
+from otfr_vec.engine import run
+from otfr_vec.policies.registry import Policy
+
+ALL = policies.names()
+SMALL = [
+    "cluster.pods=4",
+    "cluster.workers_per_pod=8",
+    "sim.duration=40",
+    "sim.warmup=5",
+    "degradation.onset=15",
+    "degradation.duration=15",
+    "degradation.pods=1",
+    "faults.workers=2",
+    "faults.onset=20",
+    "faults.duration=8",
+    "envoy_od.interval=2",  # timers fire often in a short run
+    "breaker.timeout_duration=5",
+]
+
+
+def test_the_registry_holds_the_public_names():
+    assert set(policies.STUDY) == {"lc", "fault_aware_lc", "otfr", "fault_aware_otfr", "oracle"}
+    for name in ("envoy_od", "p2c_peak_ewma", "breaker", "epp", "prequal", "wrr_orca"):
+        assert policies.get(name).group == "production"
+    for name in ("epp_otfr", "envoy_od_otfr"):
+        assert policies.get(name).group == "composition"
+    with pytest.raises(KeyError, match="allowed: lc, fault_aware_lc"):
+        policies.get("round_robin")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_policy_is_described(name):
+    pol = policies.get(name)
+    assert pol.description and pol.source and pol.group in policies.GROUPS
+    assert pol.color.startswith("#") and len(pol.color) == 7
+    if pol.knobs is not None:
+        cfg = make_config()
+        assert pol.section in cfg  # its knob section is part of the config schema
+        for f in dataclasses.fields(pol.knobs):
+            assert f.metadata.get("help") and f.metadata.get("source"), f"{name}.{f.name}"
+        for key, value in pol.fixed.items():
+            assert getattr(policies.knobs_of(name, cfg), key) == value
+
+
+def test_colours_are_distinct_and_orders_unique():
+    pols = [policies.get(n) for n in ALL]
+    assert len({p.color for p in pols}) == len(pols)
+    assert len({p.order for p in pols}) == len(pols)
+
+
+def test_every_policy_runs_conserving_requests_and_deterministically():
+    cfg = make_config([*SMALL, f"schedulers=[{','.join(ALL)}]"])
+    a = run(cfg, check=True)  # raises on any conservation / non-negativity violation
+    b = run(cfg, threads=2)
+    for name in ALL:
+        sa, sb = a.states[name], b.states[name]
+        for field in sa._fields:
+            assert np.array_equal(getattr(sa, field), getattr(sb, field)), (name, field)
+        assert sa.cnt.sum() > 0
+
+
+def test_incremental_and_full_scan_routing_agree_for_every_policy():
+    cfg = make_config([*SMALL, f"schedulers=[{','.join(ALL)}]", "health.noise=0.2"])
+    a, b = run(cfg, incremental=True), run(cfg, incremental=False)
+    for name in ALL:
+        for field in a.states[name]._fields:
+            if not field.startswith("g_"):
+                assert np.array_equal(
+                    getattr(a.states[name], field), getattr(b.states[name], field)
+                )
+
+
+def test_policies_share_the_workload_and_the_scenario():
+    """Common random numbers: every policy sees the same arrivals and degradation."""
+    ds = simulate(make_config([*SMALL, f"schedulers=[{','.join(ALL)}]"]))
+    assert len(set(ds.arrived.values.tolist())) == 1
+    assert isinstance(ds, xr.Dataset) and list(ds.scheduler.values) == list(ALL)
+
+
+def test_knobs_out_of_range_are_refused_naming_the_key():
+    with pytest.raises(ConfigError) as err:
+        make_config(
+            [
+                "envoy_od.max_ejection_percent=150",
+                "prequal.probes_per_query=4",
+                "breaker.failure_threshold=0",
+                "p2c_peak_ewma.decay_time=0",
+            ]
+        )
+    msg = str(err.value)
+    for key in (
+        "envoy_od.max_ejection_percent=150",
+        "prequal.probes_per_query=4",
+        "breaker.failure_threshold=0",
+        "p2c_peak_ewma.decay_time=0",
+    ):
+        assert key in msg, msg
+
+
+def test_knob_indices_cover_every_field_once():
+    """The Python knobs and the kernel's knob vector are one mapping, field by field."""
+    for section, cls in policies.knob_sections().items():
+        module = importlib.import_module(f"otfr_vec.policies.{cls.__module__.rsplit('.', 1)[1]}")
+        index = module.INDEX
+        assert sorted(index.values()) == sorted(f.name for f in dataclasses.fields(cls)), section
+        kernel = importlib.import_module(module.K.__name__)
+        assert sorted(index) == list(range(kernel.N_KNOBS)), section
+
+
+def test_a_policy_registered_twice_is_refused():
+    with pytest.raises(ValueError, match="twice"):
+        policies.register(Policy("lc", "x", "x", "#000000", 99, "study"))
