@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
+import time
 
 from .config import ConfigError
 
@@ -45,6 +47,8 @@ def check(dask_cfg) -> None:
         value = dask_cfg[key]
         if value is not None and value < 1:
             raise ConfigError(f"dask.{key}={value!r}: must be at least 1")
+    if not dask_cfg.worker_timeout > 0:
+        raise ConfigError(f"dask.worker_timeout={dask_cfg.worker_timeout!r}: must be > 0 (s)")
     if kind in JOBQUEUE:
         try:
             import dask_jobqueue  # noqa: F401
@@ -84,9 +88,77 @@ def _start(dask_cfg):
 
 def dashboard(client) -> str:
     """The dashboard address, or why there is none."""
-    if "dashboard" in client.scheduler_info().get("services", {}):
+    if "dashboard" in client.scheduler_info(n_workers=0).get("services", {}):
         return client.dashboard_link
-    return "none (pip install bokeh for the Dask dashboard)"
+    return "none (dask.dashboard=null, or bokeh missing: pip install 'bokeh>=3.1')"
+
+
+def announce(client, dask_cfg) -> None:
+    """One line: where the sweep runs and its dashboard."""
+    workers = client.nthreads()
+    if workers:
+        what = f"{len(workers)} workers, {sum(workers.values())} threads"
+    else:
+        what = "no worker yet (waiting for them to connect)"
+    print(f"dask: {what}; dashboard {dashboard(client)}", flush=True)
+
+
+class ClusterLost(RuntimeError):
+    """The Dask scheduler went away, or no worker was left for ``dask.worker_timeout``."""
+
+
+class Watch:
+    """Checked by the driver about once a second: is the scheduler there, are workers?
+
+    A batch-job cluster (dask-jobqueue) may wait long for its first worker, so the
+    no-worker clock starts once one has connected; elsewhere it starts at once.
+    """
+
+    GRACE_S = 10.0  # the client reconnecting to its scheduler this long means it is gone
+
+    def __init__(self, client, dask_cfg):
+        self.client, self.timeout = client, float(dask_cfg.worker_timeout)
+        self.batch = dask_cfg.cluster in JOBQUEUE
+        self.seen = False
+        self.since = self.lost_since = time.monotonic()
+        self.threads = 0
+        self.noticed = False
+
+    def address(self) -> str:
+        try:
+            return self.client.scheduler.address
+        except AttributeError:
+            return "?"
+
+    def check(self) -> None:
+        t = time.monotonic()
+        if self.client.status != "running":
+            if t - self.lost_since > self.GRACE_S or self.client.status in ("closed", "closing"):
+                raise ClusterLost(f"lost the Dask scheduler {self.address()}")
+            return
+        self.lost_since = t
+        try:
+            workers = self.client.nthreads()
+        except (OSError, TimeoutError) as err:
+            raise ClusterLost(f"lost the Dask scheduler {self.address()} ({err})") from None
+        if workers:
+            self.seen, self.since, self.noticed = True, t, False
+            self.threads = sum(workers.values())
+            return
+        if self.batch and not self.seen:
+            return
+        if not self.noticed:
+            print(
+                f"dask: no worker connected to {self.address()}; waiting up to "
+                f"{self.timeout:g} s (dask.worker_timeout)",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.noticed = True
+        if t - self.since > self.timeout:
+            raise ClusterLost(
+                f"no Dask worker for {self.timeout:g} s on {self.address()} (all workers gone)"
+            )
 
 
 @contextlib.contextmanager
@@ -105,4 +177,13 @@ def connect(dask_cfg):
             cluster.close()
 
 
-__all__ = ["KINDS", "check", "connect", "dashboard", "usable_cores"]
+__all__ = [
+    "KINDS",
+    "ClusterLost",
+    "Watch",
+    "announce",
+    "check",
+    "connect",
+    "dashboard",
+    "usable_cores",
+]
