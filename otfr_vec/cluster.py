@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 import time
 
@@ -60,30 +61,62 @@ def check(dask_cfg) -> None:
 
 def _start(dask_cfg):
     """(cluster or None, client) for the section; the caller closes both."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    # Hydra's stdout job logging would print every scheduler/worker INFO line
+    # Hydra's stdout job logging would print every scheduler/worker INFO line; a lost
+    # connection is reported by the sweep in one line, not as the client's tracebacks
     logging.getLogger("distributed").setLevel(logging.WARNING)
+    for name in ("distributed.client", "distributed.utils", "distributed.comm", "distributed.core"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     kind = dask_cfg.cluster
+    cluster = None
     if kind == "address":
-        return None, Client(dask_cfg.address)
+        try:
+            return None, Client(dask_cfg.address)
+        except (OSError, TimeoutError) as err:
+            msg = f"cannot reach the Dask scheduler {dask_cfg.address} ({err})"
+            raise ClusterLost(msg) from None
     if kind == "local":
-        cluster = LocalCluster(
-            n_workers=dask_cfg.n_workers or usable_cores(),
-            threads_per_worker=dask_cfg.threads_per_worker,
-            processes=dask_cfg.processes,
-            dashboard_address=dask_cfg.dashboard,
-            memory_limit=dask_cfg.memory_limit,
-            # no dashboard: the scheduler still serves /health, on any free port
-            scheduler_kwargs=None if dask_cfg.dashboard else {"dashboard_address": ":0"},
-        )
-    else:
+        # worker processes log only errors (a cancelled task at shutdown is no news) and
+        # ignore SIGINT: Ctrl-C stops the driver, which then closes them in order
+        os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "error")
+        with _sigint_ignored():
+            cluster = _local(dask_cfg)
+    elif kind != "address":
         import dask_jobqueue
 
         kwargs = {k: v for k, v in dict(dask_cfg.cluster_kwargs).items() if v is not None}
         cluster = getattr(dask_jobqueue, JOBQUEUE[kind])(**kwargs)
         cluster.scale(jobs=dask_cfg.jobs)
     return cluster, Client(cluster)
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while child processes start (they inherit it); restored after."""
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to inherit from here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _local(dask_cfg):
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=dask_cfg.n_workers or usable_cores(),
+        threads_per_worker=dask_cfg.threads_per_worker,
+        processes=dask_cfg.processes,
+        dashboard_address=dask_cfg.dashboard,
+        memory_limit=dask_cfg.memory_limit,
+        # no dashboard: the scheduler still serves /health, on any free port
+        scheduler_kwargs=None if dask_cfg.dashboard else {"dashboard_address": ":0"},
+    )
 
 
 def dashboard(client) -> str:
@@ -130,11 +163,14 @@ class Watch:
         except AttributeError:
             return "?"
 
+    def lost(self) -> ClusterLost:
+        return ClusterLost(f"lost the Dask scheduler {self.address()}")
+
     def check(self) -> None:
         t = time.monotonic()
         if self.client.status != "running":
             if t - self.lost_since > self.GRACE_S or self.client.status in ("closed", "closing"):
-                raise ClusterLost(f"lost the Dask scheduler {self.address()}")
+                raise self.lost()
             return
         self.lost_since = t
         try:
@@ -172,9 +208,13 @@ def connect(dask_cfg):
     try:
         yield client
     finally:
-        client.close()
+        # closing kills workers still running a cell (after a stop): expected, not news
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        with contextlib.suppress(Exception):
+            client.close(timeout=10)
         if cluster is not None:
-            cluster.close()
+            with contextlib.suppress(Exception):
+                cluster.close(timeout=10)
 
 
 __all__ = [

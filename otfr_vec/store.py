@@ -289,9 +289,9 @@ def _alive(pid) -> bool:
 def lock(path: str, key: str = "store", say=print):
     """Hold ``<path>.lock`` while writing ``path``: one writer at a time.
 
-    The lock file names its holder (host, pid, start, command) and is held with a POSIX
-    record lock, which the kernel releases when the holder dies however it dies: a lock
-    file left behind by a killed process is stale and taken over (with a note). Where the
+    The lock file names its holder (host, pid, start, command) and is held with
+    ``flock``, which the kernel releases when the holder dies however it dies: a lock file
+    left behind by a killed process is stale and taken over (with a note). Where the
     filesystem has no locks, a holder on this host whose pid is gone is stale too.
     """
     if is_url(path):
@@ -311,7 +311,7 @@ def lock(path: str, key: str = "store", say=print):
     while True:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
             os.close(fd)
             holder = _holder(lock_path)
@@ -336,7 +336,10 @@ def lock(path: str, key: str = "store", say=print):
             break
         os.close(fd)
     try:
-        old = _holder(lock_path)
+        try:  # through our descriptor: opening the file again could confuse the lock
+            old = json.loads(os.pread(fd, 1 << 16, 0) or b"{}")
+        except ValueError:
+            old = {}
         if old and old.get("pid") != me["pid"]:
             say(f"note: {key}={path}: took over the stale lock of {_describe(old)}")
         os.ftruncate(fd, 0)

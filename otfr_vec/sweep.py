@@ -26,6 +26,7 @@ import os
 import sys
 import time
 from collections import deque
+from concurrent.futures import CancelledError
 from typing import NamedTuple
 
 import hydra
@@ -384,8 +385,12 @@ class _Run:
                 done, _ = wait(list(futures), timeout=POLL_S, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 done = set()
+            except CancelledError:  # the scheduler forgot them: it is gone
+                raise watch.lost() from None
             for fut in done:
                 futures.discard(fut)
+                if fut.status == "cancelled":
+                    raise watch.lost()
                 self.receive(fut.result())
                 if pending:
                     submit()
