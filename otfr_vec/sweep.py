@@ -61,6 +61,10 @@ class Plan(NamedTuple):
         return " ".join(f"{k}={v}" for k, v in zip(self.dims, [*values, at[-1]], strict=True))
 
 
+class _WriteFailed(Exception):
+    """Writing the store failed (an OSError of the writer, kept as ``args[0]``)."""
+
+
 class SweepStopped(Exception):
     """The sweep stopped before its end; the message says what was kept and how to resume."""
 
@@ -356,7 +360,10 @@ class _Run:
             self.flush()
 
     def flush(self) -> None:
-        self.writer.flush()
+        try:
+            self.writer.flush()
+        except OSError as err:  # full disk, read-only, gone: not the cluster's doing
+            raise _WriteFailed(err) from err
         self.last_flush = time.monotonic()
 
     def serial(self, todo) -> None:
@@ -385,13 +392,21 @@ class _Run:
                 done, _ = wait(list(futures), timeout=POLL_S, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 done = set()
-            except CancelledError:  # the scheduler forgot them: it is gone
+            except (CancelledError, OSError):  # the scheduler forgot them, or is gone
                 raise watch.lost() from None
             for fut in done:
-                futures.discard(fut)
                 if fut.status == "cancelled":
                     raise watch.lost()
-                self.receive(fut.result())
+                try:  # its result lives on a worker: if that worker just died, it is
+                    results = fut.result(timeout=POLL_S)  # recomputed (or never comes)
+                except TimeoutError:
+                    continue
+                except (CancelledError, OSError):
+                    if fut.status == "error":  # the cell's own error
+                        raise
+                    raise watch.lost() from None
+                futures.discard(fut)
+                self.receive(results)
                 if pending:
                     submit()
             if time.monotonic() - self.last_flush >= store.FLUSH_S:
@@ -465,12 +480,16 @@ def _execute(cfg, p, path, todo, client, start, quiet, say) -> None:
         raise SweepStopped(f"interrupted: {kept}; {resume}", code=130) from None
     except cluster.ClusterLost as err:
         raise SweepStopped(f"{err}; {_kept(path, len(p.cells))}; {resume}") from None
-    except OSError as err:
+    except _WriteFailed as failed:
+        err = failed.args[0]
         kept = _kept(path, len(p.cells))
         raise SweepStopped(
             f"cannot write the store {path} ({err.strerror or err}): {kept}; fix that "
             f"(free disk space, permissions) and {resume}"
         ) from None
+    except OSError as err:  # a connection of the Dask client (CommClosedError is one)
+        kept = _kept(path, len(p.cells))
+        raise SweepStopped(f"lost the Dask cluster ({err}); {kept}; {resume}") from None
     except StoreError:
         raise
     except Exception as err:  # a cell failed, or its worker died repeatedly (KilledWorker)
