@@ -298,9 +298,25 @@ def lock(path: str, key: str = "store", say=print):
         say(f"note: {key}={path}: remote stores are not locked; run one writer at a time")
         yield
         return
+    lock_path = f"{path.rstrip('/')}.lock"
+    try:
+        fd = _acquire(path, lock_path, key, say)
+    except OSError as err:
+        raise StoreError(
+            f"{key}={path}: cannot write its lock file {lock_path} ({err.strerror or err})"
+        ) from None
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock_path)
+        os.close(fd)
+
+
+def _acquire(path: str, lock_path: str, key: str, say) -> int:
+    """The descriptor of ``lock_path``, locked and naming this process."""
     import fcntl
 
-    lock_path = f"{path.rstrip('/')}.lock"
     Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
     me = {
         "host": socket.gethostname(),
@@ -313,20 +329,20 @@ def lock(path: str, key: str = "store", say=print):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
-            os.close(fd)
             holder = _holder(lock_path)
-            if err.errno == errno.ENOLCK and not (
-                holder.get("host") == me["host"] and not _alive(holder.get("pid"))
-            ):
-                raise StoreError(
-                    f"{key}={path}: locked by {_describe(holder)} and this filesystem cannot "
-                    f"tell whether it still runs; if it does not, delete {lock_path}"
-                ) from None
+            stale = holder.get("host") == me["host"] and not _alive(holder.get("pid"))
             if err.errno != errno.ENOLCK:
+                os.close(fd)
                 raise StoreError(
                     f"{key}={path}: another otfr_vec process is writing it: "
                     f"{_describe(holder)}; wait for it to finish or stop it (nothing was "
                     "changed)"
+                ) from None
+            if holder and not stale:
+                os.close(fd)
+                raise StoreError(
+                    f"{key}={path}: locked by {_describe(holder)} and this filesystem cannot "
+                    f"tell whether it still runs; if it does not, delete {lock_path}"
                 ) from None
         try:  # the file may have been removed by its last holder between open and lock
             same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
@@ -345,11 +361,10 @@ def lock(path: str, key: str = "store", say=print):
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps(me).encode())
         os.fsync(fd)
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(lock_path)
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
 
 
 # ------------------------------------------------------------------ the sweep store

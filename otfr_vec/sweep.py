@@ -428,7 +428,10 @@ def run_sweep(cfg, client=None, quiet: bool = False, p: Plan | None = None, star
     path = store.resolve(cfg.store)
     store.check_target(path, "store", "sweep", cfg.sweep.overwrite)
     with store.lock(path, say=say):
-        path, todo = prepare(cfg, p, path, say)
+        try:
+            path, todo = prepare(cfg, p, path, say)
+        except OSError as err:  # e.g. no space for the template: nothing was run
+            raise StoreError(f"store={path}: cannot write it ({err.strerror or err})") from None
         shape = " x ".join(f"{k} {len(v)}" for k, v in p.axes.items()) or "no axes"
         n_sched = len(p.cells[0][1]["schedulers"])
         say(

@@ -3,6 +3,7 @@ cells are found and recomputed; one writer at a time; foreign stores and files u
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -20,7 +21,7 @@ import zarr
 
 from otfr_vec import make_config, store
 from otfr_vec.store import StoreError
-from otfr_vec.sweep import plan, prepare, run_sweep
+from otfr_vec.sweep import SweepStopped, plan, prepare, run_sweep
 
 TINY = ["cluster.pods=2", "cluster.workers_per_pod=8", "sim.duration=40", "sim.warmup=4"]
 TINY += ["degradation.onset=8", "degradation.duration=20", "degradation.pods=1"]
@@ -267,3 +268,57 @@ def test_thousands_of_cells_stay_a_few_hundred_files(tmp_path):
     assert n_files < 300, n_files
     status = store.verify(path)
     assert status.done.all() and not status.damaged
+
+
+@contextlib.contextmanager
+def tmpfs(path, size):
+    """A small tmpfs at ``path`` (root only), unmounted on every exit path."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs (CI runs as root)")
+    path.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)])
+    if r.returncode:
+        pytest.skip("cannot mount a tmpfs on this machine")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_a_read_only_directory_is_refused_before_any_work(finished, tmp_path):
+    """Fails on the old code: tracebacks (a new store), or an error after the simulation."""
+    with tmpfs(tmp_path / "ro", "4m") as ro:
+        shutil.copytree(finished, ro / "s.zarr")
+        subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+        for target in ("s.zarr", "new.zarr"):  # a resume, a new store
+            p = cli(*GRID, f"store={ro / target}", cwd=tmp_path)
+            assert p.returncode == 2, p.stderr
+            assert "Read-only file system" in p.stderr and "Traceback" not in p.stderr
+            assert "dask:" not in p.stdout
+        p = subprocess.run(
+            [sys.executable, "-m", "otfr_vec.run", *TINY, f"out={ro / 'run.zarr'}"],
+            capture_output=True,
+            text=True,
+        )
+        assert p.returncode == 2 and "Read-only file system" in p.stderr
+        assert "simulated" not in p.stdout  # refused before simulating
+
+
+def test_a_full_disk_stops_with_one_line_and_resumes(uninterrupted, tmp_path):
+    with tmpfs(tmp_path / "small", "1m") as disk:
+        cfg = sweep_cfg(disk / "s.zarr", "dask=serial")
+        prepare(cfg, plan(cfg), say=lambda *a: None)  # the template fits
+        filler = disk / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"\0" * 4096)
+        os.close(fd)
+        os.truncate(filler, max(0, filler.stat().st_size - 8192))  # room for the lock only
+        with pytest.raises(SweepStopped) as err:
+            run_sweep(cfg, quiet=True)
+        msg = str(err.value)
+        assert "No space left on device" in msg and "run the same command to resume" in msg
+        assert "0 of 9 cells are in the store" in msg
+        filler.unlink()
+        xr.testing.assert_equal(xr.open_zarr(run_sweep(cfg, quiet=True)), uninterrupted)
