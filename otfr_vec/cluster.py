@@ -84,8 +84,10 @@ def _start(dask_cfg):
             cluster = _local(dask_cfg)
     elif kind != "address":
         import dask_jobqueue
+        from omegaconf import OmegaConf
 
-        kwargs = {k: v for k, v in dict(dask_cfg.cluster_kwargs).items() if v is not None}
+        given = OmegaConf.to_container(dask_cfg.cluster_kwargs, resolve=True)
+        kwargs = {k: v for k, v in given.items() if v is not None}
         cluster = getattr(dask_jobqueue, JOBQUEUE[kind])(**kwargs)
         cluster.scale(jobs=dask_cfg.jobs)
     return cluster, Client(cluster)

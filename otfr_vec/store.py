@@ -381,6 +381,13 @@ def chunk_shape(shape: tuple) -> tuple:
     return tuple(reversed(chunks))
 
 
+def _coord(values: list) -> np.ndarray:
+    """Axis values as an array; strings as objects (Zarr 3's variable-length strings: its
+    fixed-width unicode type has no specification yet)."""
+    arr = np.asarray(values)
+    return arr.astype(object) if arr.dtype.kind == "U" else arr
+
+
 def template(axes: dict, cell_seeds: list, schedulers: list, coord_attrs) -> xr.Dataset:
     """The empty sweep dataset, lazy (Dask zeros) in chunks of ``chunk_shape``.
 
@@ -391,7 +398,7 @@ def template(axes: dict, cell_seeds: list, schedulers: list, coord_attrs) -> xr.
     dims = (*axes, SEED)
     shape = tuple(len(v) for v in axes.values()) + (len(cell_seeds),)
     chunks = chunk_shape(shape)
-    coords = {key: (key, np.asarray(values), coord_attrs(key)) for key, values in axes.items()}
+    coords = {key: (key, _coord(values), coord_attrs(key)) for key, values in axes.items()}
     coords[SEED] = (
         SEED,
         np.arange(len(cell_seeds)),

@@ -298,6 +298,8 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+        elif not self.quiet and self.last > self.t0 and self.n > self.n0:
+            self.line()  # a log that had progress lines ends with the last count
 
 
 def _duration(s: float) -> str:

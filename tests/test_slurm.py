@@ -169,9 +169,9 @@ def test_sweep_through_dask_slurm_equals_serial(slurm, tmp_path):
         "dask.cluster_kwargs.memory=2GB",
         "dask.cluster_kwargs.walltime=00:10:00",
         "dask.cluster_kwargs.queue=debug",
-        f"+dask.cluster_kwargs.log_directory={tmp_path / 'logs'}",
+        f"dask.cluster_kwargs.log_directory={tmp_path / 'logs'}",
         "+dask.cluster_kwargs.scheduler_options.host=127.0.0.1",
-        "+dask.cluster_kwargs.worker_extra_args=[--host,127.0.0.1]",
+        "dask.cluster_kwargs.worker_extra_args=[--host,127.0.0.1]",
         f"store={store}",
     ]
     p = subprocess.run(

@@ -295,8 +295,9 @@ def help_text(app: str = "run") -> str:
     for key in keys(app).values():
         top = key.name.split(".")[0]
         if top != section and "." in key.name:
+            if section is not None:
+                lines.append("")
             section = top
-            lines.append("")
         units = f" [{key.units}]" if key.units not in (None, "1") else ""
         left = f"  {key.name} = {_fmt_default(key.default)}{units}"
         desc = key.description or ""
