@@ -55,7 +55,7 @@ def save(ds, path: str) -> str:
     """Save a run's dataset at ``path``: a new path, or a run dataset this tool wrote
     (replaced atomically); anything else is refused (StoreError) and left untouched."""
     path = store.resolve(path, "out")
-    store.check_target(path, "out", "run", overwrite=True)
+    store.check_target(path, "out", "run")
     with store.lock(path, key="out"):
         store.save_run(ds, path)
     return path
@@ -71,7 +71,7 @@ def check(cfg) -> str | None:
     if not cfg.out:
         return None
     path = store.resolve(cfg.out, "out")
-    store.check_target(path, "out", "run", overwrite=True)
+    store.check_target(path, "out", "run")
     return path
 
 

@@ -123,6 +123,16 @@ def resolve(path, key: str = "store") -> str:
     return path
 
 
+def exists(path: str) -> bool:
+    """Whether anything is at ``path`` (a local path, or a URL through fsspec)."""
+    if not is_url(path):
+        return os.path.exists(path)
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(path)
+    return fs.exists(root)
+
+
 def kind(path: str) -> str | None:
     """'sweep' or 'run' if ``path`` is a store this tool wrote (nothing else in it), else None."""
     if is_url(path):
@@ -190,15 +200,15 @@ def _mkstemp(d: Path):
     return tempfile.mkstemp(prefix=".otfr_vec-probe-", dir=d)
 
 
-def check_target(path: str, key: str, replaceable: str, overwrite: bool) -> None:
-    """Before any work: ``path`` must be new, or a store of kind ``replaceable`` this tool
-    wrote (and ``overwrite`` set for a sweep store); and writable."""
+def check_target(path: str, key: str, replaceable: str) -> None:
+    """Before any work: ``path`` must be new, or a store of kind ``replaceable`` that this
+    tool wrote (to be resumed, or replaced); and writable."""
     check_writable(path, key)
-    if not os.path.exists(path) or is_url(path):
+    if not exists(path):
         return
     found = kind(path)
     if found is None:
-        extra = foreign_entries(Path(path)) if Path(path).is_dir() else []
+        extra = foreign_entries(Path(path)) if not is_url(path) and Path(path).is_dir() else []
         what = (
             f"holds files otfr_vec did not write ({', '.join(extra[:5])}"
             + (", ..." if len(extra) > 5 else "")
@@ -214,8 +224,6 @@ def check_target(path: str, key: str, replaceable: str, overwrite: bool) -> None
             f"{key}={path}: is an otfr_vec {found} store, not a {replaceable} store; it is "
             "left untouched: choose another path"
         )
-    if replaceable == "sweep" and not overwrite:
-        return  # resumed
 
 
 def replace_dir(tmp: str, path: str) -> None:
@@ -247,9 +255,13 @@ def consolidate(path: str) -> None:
 
 def save_run(ds: xr.Dataset, path: str) -> None:
     """Write a run's dataset at ``path`` (checked by ``check_target``) atomically."""
+    ds = ds.assign_attrs({"otfr_vec:kind": "run"})
+    if is_url(path):
+        write_dataset(ds, path, mode="w")
+        return
     tmp = f"{path.rstrip('/')}.tmp-{os.getpid()}"
     try:
-        write_dataset(ds.assign_attrs({"otfr_vec:kind": "run"}), tmp, mode="w")
+        write_dataset(ds, tmp, mode="w")
         replace_dir(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -326,8 +326,8 @@ def prepare(cfg, p: Plan, path: str | None = None, say=print) -> tuple[str, list
     back and verified; damaged cells named, unmarked and rerun); return its path and the
     cells to run. The caller holds the store's lock."""
     path = store.resolve(cfg.store) if path is None else path
-    store.check_target(path, "store", "sweep", cfg.sweep.overwrite)
-    if os.path.exists(path) and not cfg.sweep.overwrite:
+    store.check_target(path, "store", "sweep")
+    if store.exists(path) and not cfg.sweep.overwrite:
         store.check_identity(path, p.identity)
         status = store.verify(path)
         if status.damaged:
@@ -428,7 +428,7 @@ def run_sweep(cfg, client=None, quiet: bool = False, p: Plan | None = None, star
     p = plan(cfg) if p is None else p
     say = (lambda *a, **k: None) if quiet else print
     path = store.resolve(cfg.store)
-    store.check_target(path, "store", "sweep", cfg.sweep.overwrite)
+    store.check_target(path, "store", "sweep")
     with store.lock(path, say=say):
         try:
             path, todo = prepare(cfg, p, path, say)

@@ -322,3 +322,12 @@ def test_a_full_disk_stops_with_one_line_and_resumes(uninterrupted, tmp_path):
         assert "0 of 9 cells are in the store" in msg
         filler.unlink()
         xr.testing.assert_equal(xr.open_zarr(run_sweep(cfg, quiet=True)), uninterrupted)
+
+
+def test_a_url_store_resumes(uninterrupted):
+    """fsspec URLs are stores too: the second run finds the first one's cells."""
+    cfg = sweep_cfg("memory://otfr-test/s.zarr", "dask=serial")
+    run_sweep(cfg, quiet=True)
+    _, todo = prepare(cfg, plan(cfg), say=lambda *a: None)
+    assert todo == []
+    xr.testing.assert_equal(xr.open_zarr("memory://otfr-test/s.zarr"), uninterrupted)
