@@ -66,8 +66,10 @@ def _start(dask_cfg):
     # Hydra's stdout job logging would print every scheduler/worker INFO line; a lost
     # connection is reported by the sweep in one line, not as the client's tracebacks
     logging.getLogger("distributed").setLevel(logging.WARNING)
+    # ("asyncio": distributed's wait() leaves an internal AllExit unretrieved on timeout)
     for name in ("distributed.client", "distributed.utils", "distributed.comm", "distributed.core"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     kind = dask_cfg.cluster
     cluster = None
     if kind == "address":
