@@ -327,9 +327,14 @@ def prepare(cfg, p: Plan, path: str | None = None, say=print) -> tuple[str, list
     cells to run. The caller holds the store's lock."""
     path = store.resolve(cfg.store) if path is None else path
     store.check_target(path, "store", "sweep")
+    schedulers = p.cells[0][1]["schedulers"]
+    tmpl = store.template(p.axes, p.cell_seeds, schedulers, keys.coord_attrs)
     if store.exists(path) and not cfg.sweep.overwrite:
         store.check_identity(path, p.identity)
         status = store.verify(path)
+        fixed = store.repair_coords(path, tmpl)
+        if fixed:
+            say(f"store {path}: rewrote damaged coordinates {', '.join(fixed)} from the plan")
         if status.damaged:
             named = [f"{p.name(at)} ({why})" for at, why in sorted(status.damaged.items())]
             more = f"; and {len(named) - 10} more" if len(named) > 10 else ""
@@ -339,8 +344,6 @@ def prepare(cfg, p: Plan, path: str | None = None, say=print) -> tuple[str, list
             )
             store.repair(path, status)
         return path, [c for c in p.cells if not status.done[c[0]]]
-    schedulers = p.cells[0][1]["schedulers"]
-    tmpl = store.template(p.axes, p.cell_seeds, schedulers, keys.coord_attrs)
     store.create(path, tmpl, p.identity, store.provenance(OmegaConf.to_yaml(cfg, resolve=True)))
     return path, list(p.cells)
 

@@ -155,7 +155,7 @@ def test_overwrite_never_deletes_what_otfr_vec_did_not_write(tmp_path):
     assert notes.is_dir()
 
 
-@pytest.mark.parametrize("damage", ["delete", "junk", "change"])
+@pytest.mark.parametrize("damage", ["delete", "junk", "change", "coordinate"])
 def test_damaged_cells_are_named_and_recomputed(uninterrupted, finished, damage, capsys):
     """Fails on the old code: a lost chunk resumed as "ran 0 cells" with NaN read back,
     a junk chunk gave a codec traceback."""
@@ -165,9 +165,16 @@ def test_damaged_cells_are_named_and_recomputed(uninterrupted, finished, damage,
         chunk.unlink()
     elif damage == "junk":
         chunk.write_bytes(os.urandom(64))
-    else:  # a valid chunk with one value changed behind our back
+    elif damage == "change":  # a valid chunk with one value changed behind our back
         arr = zarr.open_group(str(finished), mode="r+")["failure_rate"]
         arr[2, 1, 0] = arr[2, 1, 0] + 0.5
+    else:  # the axis values themselves: lost, so they would read as NaN
+        (finished / "degradation.r" / "c" / "0").unlink()
+        run_sweep(sweep_cfg(finished, "dask=serial"))
+        out = capsys.readouterr().out
+        assert "rewrote damaged coordinates degradation.r" in out and "ran 0 cells" in out
+        xr.testing.assert_equal(xr.open_zarr(finished), uninterrupted)
+        return
     status = store.verify(str(finished))
     expected = 1 if damage == "change" else 9
     assert len(status.damaged) == expected and not status.done.all()
