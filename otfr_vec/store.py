@@ -73,6 +73,7 @@ LONG_NAMES = {
 }
 DEPENDENCIES = ("numpy", "numba", "xarray", "zarr", "dask", "distributed", "hydra-core")
 METADATA_FILES = {"zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata"}
+PROBE = ".otfr_vec-probe-"  # the temporary file that tests whether a directory is writable
 
 
 class StoreError(RuntimeError):
@@ -161,8 +162,8 @@ def foreign_entries(root: Path) -> list[str]:
     """Entries of a directory that are not Zarr metadata files or Zarr arrays."""
     out = []
     for entry in root.iterdir():
-        if entry.is_file() and entry.name in METADATA_FILES:
-            continue
+        if entry.is_file() and (entry.name in METADATA_FILES or entry.name.startswith(PROBE)):
+            continue  # (a probe left by a process killed while checking writability)
         if entry.is_dir() and any((entry / m).is_file() for m in METADATA_FILES):
             continue
         out.append(entry.name)
@@ -197,7 +198,7 @@ def check_writable(path: str, key: str) -> None:
 def _mkstemp(d: Path):
     import tempfile
 
-    return tempfile.mkstemp(prefix=".otfr_vec-probe-", dir=d)
+    return tempfile.mkstemp(prefix=PROBE, dir=d)
 
 
 def check_target(path: str, key: str, replaceable: str) -> None:
