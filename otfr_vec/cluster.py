@@ -152,6 +152,7 @@ class Watch:
     """
 
     GRACE_S = 10.0  # the client reconnecting to its scheduler this long means it is gone
+    BATCH_NOTICE_S = 60.0  # say that batch jobs are still queued after this long
 
     def __init__(self, client, dask_cfg):
         self.client, self.timeout = client, float(dask_cfg.worker_timeout)
@@ -186,6 +187,14 @@ class Watch:
             self.threads = sum(workers.values())
             return
         if self.batch and not self.seen:
+            if not self.noticed and t - self.since > self.BATCH_NOTICE_S:
+                print(
+                    f"dask: no worker yet after {t - self.since:.0f} s: the batch jobs are "
+                    "still queued (see squeue / qstat)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                self.noticed = True
             return
         if not self.noticed:
             print(

@@ -416,6 +416,7 @@ class _Run:
                     submit()
             if time.monotonic() - self.last_flush >= store.FLUSH_S:
                 self.flush()
+            self.progress.update(0)  # a line on time in a log, even while cells are long
             watch.check()
             threads = max(threads, watch.threads)
 
