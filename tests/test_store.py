@@ -65,14 +65,23 @@ def _kill_group(proc):
     proc.wait()
 
 
-def test_killed_at_random_moments_resumes_to_the_uninterrupted_result(uninterrupted, tmp_path):
-    """SIGKILL of the driver (and its workers) at random moments of several runs: creating
-    the template, mid-cell, mid-write; every state left behind verifies, and the last run
-    completes to the uninterrupted store."""
+def test_killed_at_random_moments_resumes_to_the_uninterrupted_result(tmp_path):
+    """SIGKILL of the driver (and its workers) at random moments of several runs: while
+    starting, creating the template, mid-cell, mid-write; every state left behind
+    verifies, and the last run completes to the uninterrupted store."""
     seed = random.randrange(2**32)
     rng = random.Random(seed)
+    slow = [*GRID, "sim.duration=300", "sweep.seeds=4"]  # 12 cells of ~0.3 s: kills land among them
+    ref = xr.open_zarr(
+        run_sweep(
+            make_config(
+                [*slow, "dask=serial", f"store={tmp_path / 'ref.zarr'}"], config_name="sweep"
+            ),
+            quiet=True,
+        )
+    ).load()
     path = tmp_path / "s.zarr"
-    args = [*GRID, f"store={path}", "sweep.batch=1"]
+    args = [*slow, f"store={path}", "sweep.batch=1"]
     moments = []
     for run in range(3):
         mode = ["dask=serial"] if run != 1 else ["dask.n_workers=2", "dask.dashboard=null"]
@@ -83,8 +92,14 @@ def test_killed_at_random_moments_resumes_to_the_uninterrupted_result(uninterrup
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        moments.append(round(rng.uniform(0.5, 5.0), 2))
-        time.sleep(moments[-1])
+        if rng.random() < 0.25:  # while starting up or writing the template
+            moments.append(("start", round(rng.uniform(0.2, 1.5), 2)))
+        else:  # once the store exists: among the cells and their writes
+            deadline = time.monotonic() + 60
+            while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            moments.append(("cells", round(rng.uniform(0.0, 3.5), 2)))
+        time.sleep(moments[-1][1])
         _kill_group(proc)
         if path.exists():  # whatever a kill left: no cell marked done that is not intact
             status = store.verify(str(path))
@@ -93,8 +108,8 @@ def test_killed_at_random_moments_resumes_to_the_uninterrupted_result(uninterrup
     assert p.returncode == 0, (seed, moments, p.stderr)
     assert "Traceback" not in p.stderr and "killing" not in p.stdout + p.stderr
     resumed = xr.open_zarr(path)
-    xr.testing.assert_equal(resumed, uninterrupted)
-    assert resumed.attrs["otfr_vec:sweep"] == uninterrupted.attrs["otfr_vec:sweep"]
+    xr.testing.assert_equal(resumed, ref)
+    assert resumed.attrs["otfr_vec:sweep"] == ref.attrs["otfr_vec:sweep"]
     assert not os.path.exists(f"{path}.lock")  # released on success
 
 
