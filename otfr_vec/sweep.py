@@ -419,6 +419,8 @@ class _Run:
             self.progress.update(0)  # a line on time in a log, even while cells are long
             watch.check()
             threads = max(threads, watch.threads)
+            while pending and len(futures) < 2 * threads:  # workers joined (batch jobs)
+                submit()
 
 
 def run_sweep(cfg, client=None, quiet: bool = False, p: Plan | None = None, start=None) -> str:
