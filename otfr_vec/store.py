@@ -304,10 +304,15 @@ def verify(path: str) -> Status:
     unreadable = []
     try:
         values = {name: _read(group[name], name, unreadable) for name in WRITE_ORDER}
-    except KeyError as err:
+    except KeyError:
+        missing = [name for name in WRITE_ORDER if name not in group]
+        if group.metadata.zarr_format == 2 and missing == ["checksum"]:
+            why = "was written by an older otfr_vec (Zarr format 2, no per-cell checksums)"
+        else:
+            why = f"lacks the arrays {', '.join(missing)}, so it cannot be repaired cell by cell"
         raise StoreError(
-            f"store={path}: array {err} is missing, so the store cannot be repaired cell by "
-            "cell; move it away (or sweep.overwrite=true) and run again"
+            f"store={path}: {why}; it is left untouched: use another store=PATH, or "
+            "sweep.overwrite=true to replace it"
         ) from None
     done = values["done"].astype(bool)
     damaged = {}
