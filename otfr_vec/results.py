@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 from omegaconf import OmegaConf
 
-from . import __version__
+from . import __version__, policies
 from .engine import RunResult
 from .kernels.structs import ARRIVED, TS_FAIL, TS_ROUTED, WIN_ARR, WIN_FAIL
 from .metrics import METRICS, SERIES, scalar_metrics
@@ -14,6 +14,64 @@ from .metrics import METRICS, SERIES, scalar_metrics
 # steps per chunk of post-processing: at most ~2**20 (step, pod) values at once (8 MiB a
 # float64 array), so memory follows windows and pods, never the number of steps
 CHUNK_VALUES = 1 << 20
+
+# CF ``long_name`` of every variable (``units`` and ``description`` come from metrics.py),
+# so that ``ds.failure_rate.plot()`` labels its axes in words
+LONG_NAMES = {
+    "failure_rate": "failure rate",
+    "timeout_share": "timeout share of failures",
+    "resilience_index": "resilience index",
+    "deflection_ratio": "traffic deflection ratio",
+    "gap_to_oracle": "failure rate above the oracle's",
+    "arrived": "requests arrived",
+    "completed": "requests completed",
+    "timed_out": "requests timed out",
+    "failed_other": "requests failed by a hard fault",
+    "in_flight": "requests still in flight",
+    "goodput": "goodput",
+    "ttft_mean": "mean time to first token",
+    "ttft_p50": "median time to first token",
+    "ttft_p99": "99th percentile time to first token",
+    "e2e_mean": "mean end-to-end latency",
+    "e2e_p50": "median end-to-end latency",
+    "e2e_p99": "99th percentile end-to-end latency",
+    "decisions": "routing decisions",
+    "routed": "routing decisions to the pod",
+    "failures": "failures charged to the pod",
+    "price": "mean risk price",
+    "window_arrivals": "measured arrivals",
+    "window_failures": "measured failures",
+    "bandwidth_factor": "residual bandwidth factor",
+    "health_label": "share of workers labelled unhealthy",
+}
+
+
+def variable_attrs(name: str) -> dict:
+    """CF attrs of a dataset variable: long_name, units, description."""
+    meta = METRICS.get(name) or SERIES[name]
+    return {"long_name": LONG_NAMES.get(name, name), **meta._asdict()}
+
+
+def scheduler_coords(schedulers) -> dict:
+    """The ``scheduler`` coordinate and ``scheduler_description`` beside it: each policy's
+    one-line description from the registry (empty for a name it does not know)."""
+    names = [str(s) for s in schedulers]
+    desc = [policies.get(s).description if s in policies.names() else "" for s in names]
+    return {
+        "scheduler": (
+            "scheduler",
+            np.array(names, dtype=object),
+            {
+                "long_name": "scheduler",
+                "description": "; ".join(f"{n}: {d}" for n, d in zip(names, desc, strict=True)),
+            },
+        ),
+        "scheduler_description": (
+            "scheduler",
+            np.array(desc, dtype=object),
+            {"long_name": "scheduler description", "description": "from otfr_vec.policies"},
+        ),
+    }
 
 
 def step_chunks(sc, cfg):
@@ -89,18 +147,25 @@ def to_dataset(result: RunResult, cfg) -> xr.Dataset:
     ds = xr.Dataset(
         data,
         coords={
-            "scheduler": np.array(scheds, dtype=str),
+            **scheduler_coords(scheds),
             "window": (
                 "window",
                 np.arange(sc.n_win) * cfg.sim.window,
-                {"units": "s", "description": "start of the time-series window"},
+                {
+                    "long_name": "window start",
+                    "units": "s",
+                    "description": "start of the time-series window",
+                },
             ),
-            "pod": np.arange(sc.layout.n_pods),
+            "pod": (
+                "pod",
+                np.arange(sc.layout.n_pods),
+                {"long_name": "pod index", "units": "1", "description": "pod of the cluster"},
+            ),
         },
     )
-    for name, meta in {**METRICS, **SERIES}.items():
-        ds[name].attrs.update(units=meta.units, description=meta.description)
-    ds["gap_to_oracle"].attrs.update(METRICS["gap_to_oracle"]._asdict())
+    for name in {**METRICS, **SERIES}:
+        ds[name].attrs.update(variable_attrs(name))
     ds.attrs.update(
         {
             "otfr_vec:version": __version__,

@@ -11,10 +11,13 @@ import sys
 
 import hydra
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
-from .config import CONF_DIR, ConfigError, validate
+from . import store
+from .config import CONF_DIR, ConfigError, keys, validate
 from .explain import print_notes
 from .inputs import check_inputs
+from .store import StoreError
 
 COLUMNS = [
     ("failure_rate", "fail %", 100, "{:8.3f}"),
@@ -50,31 +53,55 @@ def format_table(ds) -> str:
     return "\n".join(lines)
 
 
-def save(ds, path: str) -> None:
-    """Write ``ds`` to a Zarr store at ``path`` atomically (a temporary store, renamed)."""
-    import shutil
+def save(ds, path: str) -> str:
+    """Save a run's dataset at ``path``: a new path, or a run dataset this tool wrote
+    (replaced atomically); anything else is refused (StoreError) and left untouched."""
+    path = store.resolve(path, "out")
+    store.check_target(path, "out", "run")
+    with store.lock(path, key="out"):
+        store.save_run(ds, path)
+    return path
 
-    tmp = f"{path.rstrip('/')}.tmp-{os.getpid()}"
-    try:
-        ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
-        if os.path.exists(path):
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
+
+def check(cfg) -> str | None:
+    """Everything that can fail before simulating: keys, values, and the ``out=`` path
+    (new, or a run dataset this tool wrote; writable). Returns the resolved out path."""
+    unknown = keys.unknown(cfg, "run")
+    if unknown:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(unknown))
+    check_inputs(validate(cfg))
+    if not cfg.out:
+        return None
+    path = store.resolve(cfg.out, "out")
+    store.check_target(path, "out", "run")
+    return path
 
 
 def main_cfg(cfg: DictConfig) -> int:
+    try:
+        out = check(cfg)
+        if out is None:
+            return _simulate(cfg, None)
+        with store.lock(out, key="out"):
+            return _simulate(cfg, out)
+    except (ConfigError, StoreError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OmegaConfBaseException as err:
+        print(f"error: {keys.omegaconf_error(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing was saved", file=sys.stderr)
+        return 130
+    except OSError as err:
+        print(f"error: cannot save out={cfg.out} ({err.strerror or err})", file=sys.stderr)
+        return 1
+
+
+def _simulate(cfg, out: str | None) -> int:
     from tqdm import tqdm
 
     from .api import simulate
-
-    try:
-        check_inputs(validate(cfg))
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     from .engine import make_scenario
 
     sc = make_scenario(cfg)
@@ -108,17 +135,23 @@ def main_cfg(cfg: DictConfig) -> int:
         f"simulated {n:,} requests ({ds.sizes['scheduler']} schedulers) in {wall:.1f} s with "
         f"{threads} threads: {n / wall:,.0f} requests/s"
     )
-    if cfg.out:
-        save(ds, cfg.out)
-        print(f"saved {cfg.out}")
+    if out:
+        store.save_run(ds, out)
+        print(f"saved {out}")
     return 0
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> None:
     code = main_cfg(cfg)
     if code:
         sys.exit(code)
+
+
+def main() -> None:
+    """The command line: overrides Hydra cannot parse are reported before it tries."""
+    keys.exit_on_bad_argv()
+    _hydra_main()
 
 
 if __name__ == "__main__":

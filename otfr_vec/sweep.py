@@ -9,17 +9,24 @@ A cell is one point of the grid and one seed index; it simulates every scheduler
 seed is derived from ``sim.seed`` and the seed index only, so every swept value of one
 seed index sees the same workload, degradation and label draws (common random numbers),
 and the store is bit-identical whichever workers run the cells, in whatever order.
-Everything is validated before any store is touched or any task is submitted.
+
+Order of work: everything is validated (every cell's configuration, the store path), the
+store's lock is taken, the store is created or checked (identity, every finished cell
+verified) and only then, if any cell is left, is a Dask cluster started. Workers compute
+cells and send their values back; the driver alone writes the store.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import itertools
 import math
 import os
 import sys
 import time
 from collections import deque
+from concurrent.futures import CancelledError
 from typing import NamedTuple
 
 import hydra
@@ -28,20 +35,44 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from . import cluster, store
-from .config import CONF_DIR, Config, ConfigError, validate
+from .config import CONF_DIR, Config, ConfigError, keys, validate
 from .config.schema import RUNTIME_KEYS
 from .config.sweep_schema import flatten
 from .inputs import check_inputs
+from .store import StoreError
 
 SWEEP_KEYS = ("sweep", "dask", "store")  # not part of a cell's scenario configuration
 TARGET_TASK_S = 0.5  # auto batching: cells per task so one task takes about this long
+POLL_S = 1.0  # the driver checks its cluster and flushes the store at least this often
 
 
 class Plan(NamedTuple):
     axes: dict  # dotted key -> list of values (store dimensions, in order)
     cell_seeds: list  # sim.seed of each seed index
-    cells: list  # (index {dim: position}, scenario config as a plain dict)
+    cells: list  # (index: positions along (*axes, seed), scenario config as a plain dict)
     identity: dict  # what defines the cells: the stored config a resume must match
+    inputs: dict  # input file (as configured) -> sha256 of its content
+
+    @property
+    def dims(self) -> tuple:
+        return (*self.axes, store.SEED)
+
+    def name(self, at: tuple) -> str:
+        """A cell in words: ``degradation.r=0.1 seed=2``."""
+        values = [v[i] for v, i in zip(self.axes.values(), at, strict=False)]
+        return " ".join(f"{k}={v}" for k, v in zip(self.dims, [*values, at[-1]], strict=True))
+
+
+class _WriteFailed(Exception):
+    """Writing the store failed (an OSError of the writer, kept as ``args[0]``)."""
+
+
+class SweepStopped(Exception):
+    """The sweep stopped before its end; the message says what was kept and how to resume."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
 
 
 def cell_seed(seed: int, index: int) -> int:
@@ -50,12 +81,12 @@ def cell_seed(seed: int, index: int) -> int:
     return int((int(state[0]) << 32 | int(state[1])) >> 1)  # 63 bits: a valid sim.seed
 
 
-def _axes(cfg) -> dict:
-    """``sweep.axes`` flattened to {dotted key: values}, each key checked against the schema."""
+def _axes(cfg, base) -> dict:
+    """``sweep.axes`` flattened to {dotted key: values as the schema types them}, each key
+    checked against the schema; values equal once typed (``[1, 1.0]``) are refused."""
     raw = OmegaConf.to_container(cfg.sweep.axes, resolve=True)
     axes, errors = {}, []
-    scenario = {k: v for k, v in OmegaConf.to_container(cfg).items() if k not in SWEEP_KEYS}
-    known = flatten(scenario)
+    known = keys.keys("run")
     for key, values in flatten(raw).items():
         if key in axes:
             errors.append(f"sweep.axes.{key}: given twice")
@@ -68,7 +99,7 @@ def _axes(cfg) -> dict:
         elif key not in known:
             import difflib
 
-            near = difflib.get_close_matches(key, known, n=3)
+            near = difflib.get_close_matches(key, list(known), n=3)
             hint = f"; did you mean {', '.join(near)}?" if near else ""
             errors.append(f"sweep.axes.{key}: not a configuration key{hint}")
         elif not isinstance(values, list):
@@ -79,27 +110,67 @@ def _axes(cfg) -> dict:
             errors.append(
                 f"sweep.axes.{key}={values!r}: values must be numbers, strings or booleans"
             )
-        elif len(set(map(repr, values))) != len(values):
-            errors.append(f"sweep.axes.{key}={values!r}: values must be distinct")
         else:
-            axes[key] = values
+            typed = []
+            for v in values:
+                node = base.copy()
+                try:
+                    OmegaConf.update(node, key, v, merge=False)
+                except OmegaConfBaseException as err:
+                    errors.append(f"sweep.axes.{key}={v!r}: {str(err).splitlines()[0]}")
+                    break
+                typed.append(OmegaConf.select(node, key))
+            else:
+                same = [(a, b) for i, a in enumerate(values) for b in values[i + 1 :]]
+                same = [(a, b) for a, b in same if typed[values.index(a)] == typed[values.index(b)]]
+                if same or len(set(map(repr, typed))) != len(typed):
+                    pairs = ", ".join(f"{a!r} and {b!r}" for a, b in same) or repr(values)
+                    errors.append(
+                        f"sweep.axes.{key}={values!r}: values must be distinct ({pairs} are the "
+                        "same value: one cell would be computed twice)"
+                    )
+                else:
+                    axes[key] = typed
     if cfg.sweep.seeds < 1:
         errors.append(f"sweep.seeds={cfg.sweep.seeds!r}: must be at least 1")
     if cfg.sweep.batch is not None and cfg.sweep.batch < 1:
         errors.append(f"sweep.batch={cfg.sweep.batch!r}: must be at least 1 (or null)")
+    if cfg.sweep.progress_interval < 0:
+        errors.append(f"sweep.progress_interval={cfg.sweep.progress_interval!r}: must be >= 0")
     if errors:
         raise ConfigError("invalid sweep:\n  " + "\n  ".join(errors))
     return axes
 
 
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def input_files(scenario: dict) -> dict:
+    """{input as configured: its file} of one cell's configuration (a replayed trace)."""
+    wl = scenario["workload"]
+    if wl["kind"] != "trace" or not wl.get("trace"):
+        return {}
+    from .scenario.trace import resolve_trace
+
+    return {f"workload.trace={wl['trace']}": resolve_trace(wl["trace"])}
+
+
 def plan(cfg) -> Plan:
     """Every cell's validated configuration; raises ConfigError naming every bad value."""
-    axes = _axes(cfg)
-    cluster.check(cfg.dask)
+    unknown = keys.unknown(cfg, "sweep")
+    if unknown:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(unknown))
     scenario = OmegaConf.to_container(cfg, resolve=True)
     base = OmegaConf.merge(
         OmegaConf.structured(Config), {k: v for k, v in scenario.items() if k not in SWEEP_KEYS}
     )
+    axes = _axes(cfg, base)
+    cluster.check(cfg.dask)
     errors, configs = [], []
     for point in itertools.product(*(range(len(v)) for v in axes.values())):
         cell = base.copy()
@@ -118,53 +189,128 @@ def plan(cfg) -> Plan:
     if errors:
         raise ConfigError("invalid sweep values:\n" + "\n".join(errors))
     seeds = [cell_seed(cfg.sim.seed, i) for i in range(cfg.sweep.seeds)]
-    cells = []
-    for point, scenario in configs:
+    cells, files = [], {}
+    for point, scen in configs:
+        files.update(input_files(scen))
         for s in range(cfg.sweep.seeds):
-            scen = {**scenario, "sim": {**scenario["sim"], "seed": seeds[s]}}
-            cells.append(({**dict(zip(axes, point, strict=True)), store.SEED: s}, scen))
+            cells.append(((*point, s), {**scen, "sim": {**scen["sim"], "seed": seeds[s]}}))
     identity = flatten(OmegaConf.to_container(base, resolve=True))
     identity = {k: v for k, v in identity.items() if k not in axes and k not in RUNTIME_KEYS}
     identity["sweep.axes"] = axes
     identity["sweep.seeds"] = cfg.sweep.seeds
-    return Plan(axes, seeds, cells, identity)
+    inputs = {name: _sha256(path) for name, path in sorted(files.items())}
+    if inputs:
+        identity["inputs (sha256 of each file)"] = inputs
+    return Plan(axes, seeds, cells, identity, inputs)
 
 
-def run_cells(path: str, cells: list) -> list:
-    """A Dask task: simulate and store each cell; returns the seconds each cell took."""
-    from .api import simulate
+# ------------------------------------------------------------------ one cell
 
-    took, writer = [], store.CellWriter(path)
-    for index, scenario in cells:
+
+_HASHES: dict = {}
+
+
+def _check_inputs(scenario: dict, inputs: dict) -> None:
+    """Refuse a cell whose input file changed since the sweep was planned."""
+    for name, path in input_files(scenario).items():
+        st = os.stat(path)
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        if key not in _HASHES:
+            _HASHES[key] = _sha256(path)
+        if _HASHES[key] != inputs.get(name):
+            raise StoreError(
+                f"{name}: the file {path} changed while the sweep ran (sha256 now "
+                f"{_HASHES[key][:12]}..., planned {str(inputs.get(name))[:12]}...); its cells "
+                "would mix two workloads"
+            )
+
+
+def cell_values(scenario: dict, inputs: dict) -> dict:
+    """Simulate one cell (its configuration validated by ``plan``) and return what the
+    store keeps of it: every scalar metric per scheduler and the cell's own values."""
+    from . import engine
+    from .kernels.structs import ARRIVED
+    from .metrics import METRICS, scalar_metrics
+    from .results import window_means
+
+    _check_inputs(scenario, inputs)
+    cfg = OmegaConf.create(scenario)
+    result = engine.run(cfg)
+    sc, scheds = result.scenario, list(result.states)
+    factor, _ = window_means(sc, cfg)
+    rows = [scalar_metrics(result.states[s], cfg, factor) for s in scheds]
+    values = {m: np.array([r[m] for r in rows]) for m in METRICS if m != "gap_to_oracle"}
+    fr = values["failure_rate"]
+    oracle = fr[scheds.index("oracle")] if "oracle" in scheds else np.nan
+    values["gap_to_oracle"] = fr - oracle
+    values["rho_net"] = sc.rho_net
+    values["offered_rate"] = sc.rate
+    values["requests"] = int(result.states[scheds[0]].cnt[ARRIVED])  # whole run
+    return values
+
+
+def run_cells(cells: list, inputs: dict) -> list:
+    """A Dask task: simulate each cell; returns (index, values, seconds) per cell."""
+    out = []
+    for at, scenario in cells:
         t0 = time.perf_counter()
-        ds = simulate(OmegaConf.create(scenario))
-        extra = {
-            "rho_net": ds.attrs["otfr_vec:rho_net"],
-            "offered_rate": ds.attrs["otfr_vec:rate"],
-            "requests": ds.attrs["otfr_vec:requests"],
-        }
-        writer.write(index, ds, extra)
-        took.append(time.perf_counter() - t0)
-    return took
+        values = cell_values(scenario, inputs)
+        out.append((at, values, time.perf_counter() - t0))
+    return out
 
 
-def prepare(cfg, p: Plan) -> tuple[str, list]:
-    """Create the store or check it may be resumed; return its path and the cells to run."""
-    path = cfg.store if "://" in cfg.store else os.path.abspath(cfg.store)
-    if os.path.exists(path) and cfg.sweep.overwrite:
-        import shutil
+# ------------------------------------------------------------------ the driver
 
-        shutil.rmtree(path)
-    if os.path.exists(path):
-        store.check_identity(path, p.identity)
-        done = store.done_mask(path)
-        todo = [c for c in p.cells if not done[tuple(c[0].values())]]
-    else:
-        schedulers = p.cells[0][1]["schedulers"]
-        tmpl = store.template(p.axes, p.cell_seeds, schedulers)
-        store.create(path, tmpl, p.identity, store.provenance(OmegaConf.to_yaml(cfg, resolve=True)))
-        todo = list(p.cells)
-    return path, todo
+
+class Progress:
+    """A bar on a terminal; elsewhere (a log, a batch job) one line every ``interval`` s:
+    cells done / total, rate and ETA."""
+
+    def __init__(self, total: int, done: int, quiet: bool, interval: float):
+        from tqdm import tqdm
+
+        self.total, self.n, self.n0 = total, done, done
+        self.t0 = self.last = time.monotonic()
+        self.interval, self.quiet = interval, quiet
+        self.tty = sys.stderr.isatty()
+        self.bar = None
+        if self.tty and not quiet:
+            self.bar = tqdm(total=total, initial=done, unit="cell", file=sys.stderr)
+
+    def update(self, k: int) -> None:
+        self.n += k
+        if self.bar is not None:
+            self.bar.update(k)
+        elif not self.quiet and time.monotonic() - self.last >= self.interval:
+            self.line()
+
+    def line(self) -> None:
+        t = time.monotonic()
+        self.last = t
+        rate = (self.n - self.n0) / max(t - self.t0, 1e-9)
+        left = self.total - self.n
+        eta = _duration(left / rate) if rate > 0 else "unknown"
+        print(
+            f"otfr_vec sweep: {self.n}/{self.total} cells ({100 * self.n / self.total:.0f} %), "
+            f"{rate:.2f} cells/s, ETA {eta}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif not self.quiet and self.last > self.t0 and self.n > self.n0:
+            self.line()  # a log that had progress lines ends with the last count
+
+
+def _duration(s: float) -> str:
+    s = int(round(s))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
 def batch_size(cfg, mean_s: float | None, left: int, threads: int) -> int:
@@ -177,88 +323,231 @@ def batch_size(cfg, mean_s: float | None, left: int, threads: int) -> int:
     return max(1, min(fair, math.ceil(TARGET_TASK_S / max(mean_s, 1e-6))))
 
 
-def execute(cfg, path: str, todo: list, client, bar) -> None:
-    """Run ``todo`` on ``client`` (None: in this process), updating ``bar`` per task."""
-    pending, took = deque(todo), []
-
-    def take(threads):
-        mean = float(np.mean(took)) if took else None
-        n = batch_size(cfg, mean, len(pending), threads)
-        return [pending.popleft() for _ in range(min(n, len(pending)))]
-
-    if client is None:
-        for cell in todo:  # no tasks: batching would only coarsen the progress bar
-            run_cells(path, [cell])
-            bar.update(1)
-        return
-    from distributed import as_completed
-
-    threads = max(1, sum(client.nthreads().values()))
-    running = as_completed()
-    for _ in range(2 * threads):
-        if pending:
-            running.add(client.submit(run_cells, path, take(threads), pure=False))
-    for fut in running:
-        cell_s = fut.result()
-        took += cell_s
-        bar.update(len(cell_s))
-        if pending:
-            running.add(client.submit(run_cells, path, take(threads), pure=False))
+def prepare(cfg, p: Plan, path: str | None = None, say=print) -> tuple[str, list]:
+    """Create the store or check it may be resumed (identity, every finished cell read
+    back and verified; damaged cells named, unmarked and rerun); return its path and the
+    cells to run. The caller holds the store's lock."""
+    path = store.resolve(cfg.store) if path is None else path
+    store.check_target(path, "store", "sweep")
+    schedulers = p.cells[0][1]["schedulers"]
+    tmpl = store.template(p.axes, p.cell_seeds, schedulers, keys.coord_attrs)
+    if store.exists(path) and not cfg.sweep.overwrite:
+        store.check_identity(path, p.identity)
+        status = store.verify(path)
+        fixed = store.repair_coords(path, tmpl)
+        if fixed:
+            say(f"store {path}: rewrote damaged coordinates {', '.join(fixed)} from the plan")
+        if status.damaged:
+            named = [f"{p.name(at)} ({why})" for at, why in sorted(status.damaged.items())]
+            more = f"; and {len(named) - 10} more" if len(named) > 10 else ""
+            say(
+                f"store {path}: {len(named)} finished cells are damaged and will be "
+                f"recomputed: {'; '.join(named[:10])}{more}"
+            )
+            store.repair(path, status)
+        return path, [c for c in p.cells if not status.done[c[0]]]
+    store.create(path, tmpl, p.identity, store.provenance(OmegaConf.to_yaml(cfg, resolve=True)))
+    return path, list(p.cells)
 
 
-def run_sweep(cfg, client=None, quiet: bool = False, p: Plan | None = None) -> str:
-    """Plan (unless given), create or resume the store, run the missing cells; return the
-    store path."""
-    from tqdm import tqdm
+class _Run:
+    """One execution of ``todo``: submits tasks, writes what comes back, watches the cluster."""
 
+    def __init__(self, cfg, p: Plan, writer, progress):
+        self.cfg, self.p, self.writer, self.progress = cfg, p, writer, progress
+        self.took: list = []
+        self.last_flush = time.monotonic()
+
+    def receive(self, results) -> None:
+        for at, values, seconds in results:
+            self.writer.add(at, values)
+            self.took.append(seconds)
+        self.progress.update(len(results))
+        if time.monotonic() - self.last_flush >= store.FLUSH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        try:
+            self.writer.flush()
+        except OSError as err:  # full disk, read-only, gone: not the cluster's doing
+            raise _WriteFailed(err) from err
+        self.last_flush = time.monotonic()
+
+    def serial(self, todo) -> None:
+        for cell in todo:
+            self.receive(run_cells([cell], self.p.inputs))
+
+    def dask(self, todo, client) -> None:
+        from distributed import wait
+
+        pending = deque(todo)
+        threads = max(1, sum(client.nthreads().values()))
+
+        def submit():
+            mean = float(np.mean(self.took)) if self.took else None
+            n = batch_size(self.cfg, mean, len(pending), threads)
+            cells = [pending.popleft() for _ in range(min(n, len(pending)))]
+            futures.add(client.submit(run_cells, cells, self.p.inputs, pure=False))
+
+        futures: set = set()
+        for _ in range(2 * threads):
+            if pending:
+                submit()
+        watch = cluster.Watch(client, self.cfg.dask)
+        while futures:
+            try:
+                done, _ = wait(list(futures), timeout=POLL_S, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            except (CancelledError, OSError):  # the scheduler forgot them, or is gone
+                raise watch.lost() from None
+            for fut in done:
+                if fut.status == "cancelled":
+                    raise watch.lost()
+                try:  # its result lives on a worker: if that worker just died, it is
+                    results = fut.result(timeout=POLL_S)  # recomputed (or never comes)
+                except TimeoutError:
+                    continue
+                except (CancelledError, OSError):
+                    if fut.status == "error":  # the cell's own error
+                        raise
+                    raise watch.lost() from None
+                futures.discard(fut)
+                self.receive(results)
+                if pending:
+                    submit()
+            if time.monotonic() - self.last_flush >= store.FLUSH_S:
+                self.flush()
+            self.progress.update(0)  # a line on time in a log, even while cells are long
+            watch.check()
+            threads = max(threads, watch.threads)
+            while pending and len(futures) < 2 * threads:  # workers joined (batch jobs)
+                submit()
+
+
+def run_sweep(cfg, client=None, quiet: bool = False, p: Plan | None = None, start=None) -> str:
+    """Plan (unless given), take the store's lock, create or resume the store, run the
+    missing cells and verify them; return the store path.
+
+    ``client``: a ``distributed.Client`` to run on; ``start``: a context manager factory
+    yielding one (or None), entered only if any cell is left; neither: in this process.
+    Raises ConfigError / StoreError before any work, SweepStopped if stopped half-way.
+    """
     p = plan(cfg) if p is None else p
-    path, todo = prepare(cfg, p)
-    shape = " x ".join(f"{k} {len(v)}" for k, v in p.axes.items()) or "no axes"
-    n_sched = len(p.cells[0][1]["schedulers"])
-    say = (lambda *a: None) if quiet else print
+    say = (lambda *a, **k: None) if quiet else print
+    path = store.resolve(cfg.store)
+    store.check_target(path, "store", "sweep")
+    with store.lock(path, say=say):
+        try:
+            path, todo = prepare(cfg, p, path, say)
+        except OSError as err:  # e.g. no space for the template: nothing was run
+            raise StoreError(f"store={path}: cannot write it ({err.strerror or err})") from None
+        shape = " x ".join(f"{k} {len(v)}" for k, v in p.axes.items()) or "no axes"
+        n_sched = len(p.cells[0][1]["schedulers"])
+        say(
+            f"otfr_vec sweep: {shape} x {cfg.sweep.seeds} seeds = {len(p.cells)} cells of "
+            f"{n_sched} schedulers; {len(p.cells) - len(todo)} already done; store {path}"
+        )
+        t0 = time.perf_counter()
+        if todo:
+            _execute(cfg, p, path, todo, client, start, quiet, say)
+        status = store.verify(path)
+        store.finish(path, {"otfr_vec:end": store.now()})
+    n_done = int(status.done.sum())
+    missing = [c[0] for c in todo if not status.done[c[0]]]
+    if missing:
+        raise StoreError(
+            f"store={path}: {len(missing)} cells written by this sweep do not read back "
+            f"intact ({'; '.join(p.name(at) for at in missing[:5])}); run the same command "
+            "to recompute them"
+        )
     say(
-        f"otfr_vec sweep: {shape} x {cfg.sweep.seeds} seeds = {len(p.cells)} cells of "
-        f"{n_sched} schedulers; {len(p.cells) - len(todo)} already done; store {path}"
-    )
-    t0 = time.perf_counter()
-    with tqdm(
-        total=len(p.cells),
-        initial=len(p.cells) - len(todo),
-        unit="cell",
-        file=sys.stderr,
-        disable=quiet or not sys.stderr.isatty(),
-    ) as bar:
-        execute(cfg, path, todo, client, bar)
-    store.finish(path, {"otfr_vec:end": store.now()})
-    say(
-        f"ran {len(todo)} cells in {time.perf_counter() - t0:.1f} s; "
-        f"open with xr.open_zarr({path!r})"
+        f"ran {len(todo)} cells in {time.perf_counter() - t0:.1f} s; the store holds "
+        f"{n_done} of {len(p.cells)} cells, verified; open with xr.open_zarr({path!r})"
     )
     return path
+
+
+def _execute(cfg, p, path, todo, client, start, quiet, say) -> None:
+    """Run ``todo`` into the store at ``path``; on any stop, keep what arrived and say so."""
+    writer = store.Writer(path)
+    progress = Progress(len(p.cells), len(p.cells) - len(todo), quiet, cfg.sweep.progress_interval)
+    run = _Run(cfg, p, writer, progress)
+    resume = "run the same command to resume"
+    try:
+        try:
+            with contextlib.ExitStack() as stack:
+                if client is None and start is not None:
+                    client = stack.enter_context(start())
+                    if client is not None and not quiet:
+                        cluster.announce(client, cfg.dask)
+                if client is None:
+                    run.serial(todo)
+                else:
+                    run.dask(todo, client)
+        finally:
+            progress.close()
+            run.flush()
+    except KeyboardInterrupt:
+        kept = _kept(path, len(p.cells))
+        raise SweepStopped(f"interrupted: {kept}; {resume}", code=130) from None
+    except cluster.ClusterLost as err:
+        raise SweepStopped(f"{err}; {_kept(path, len(p.cells))}; {resume}") from None
+    except _WriteFailed as failed:
+        err = failed.args[0]
+        kept = _kept(path, len(p.cells))
+        raise SweepStopped(
+            f"cannot write the store {path} ({err.strerror or err}): {kept}; fix that "
+            f"(free disk space, permissions) and {resume}"
+        ) from None
+    except OSError as err:  # a connection of the Dask client (CommClosedError is one)
+        kept = _kept(path, len(p.cells))
+        raise SweepStopped(f"lost the Dask cluster ({err}); {kept}; {resume}") from None
+    except StoreError:
+        raise
+    except Exception as err:  # a cell failed, or its worker died repeatedly (KilledWorker)
+        kept = _kept(path, len(p.cells))
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise SweepStopped(f"a cell failed: {type(err).__name__}: {first}; {kept}") from err
+
+
+def _kept(path: str, total: int) -> str:
+    try:
+        n = int(store.verify(path).done.sum())
+    except Exception:  # the store itself unreadable: say so rather than guess
+        return f"the store {path} could not be read back"
+    return f"{n} of {total} cells are in the store {path}"
 
 
 def main_cfg(cfg: DictConfig) -> int:
     try:
         p = plan(cfg)  # fail fast: nothing is started or written on bad input
-        with cluster.connect(cfg.dask) as client:
-            if client is not None:
-                workers = client.nthreads()
-                print(
-                    f"dask: {len(workers)} workers, {sum(workers.values())} threads; "
-                    f"dashboard {cluster.dashboard(client)}"
-                )
-            run_sweep(cfg, client, p=p)
-    except ConfigError as err:
+        run_sweep(cfg, p=p, start=lambda: cluster.connect(cfg.dask))
+    except (ConfigError, StoreError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OmegaConfBaseException as err:
+        print(f"error: {keys.omegaconf_error(err)}", file=sys.stderr)
+        return 2
+    except SweepStopped as err:
+        print(f"error: {err}" if err.code != 130 else str(err), file=sys.stderr)
+        if err.__cause__ is not None and os.environ.get("OTFR_VEC_DEBUG"):
+            raise
+        return err.code
     return 0
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="sweep", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> None:
     code = main_cfg(cfg)
     if code:
         sys.exit(code)
+
+
+def main() -> None:
+    """The command line: overrides Hydra cannot parse are reported before it tries."""
+    keys.exit_on_bad_argv()
+    _hydra_main()
 
 
 if __name__ == "__main__":

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import xarray as xr
 
 from otfr_vec import make_config
-from otfr_vec.cluster import connect
+from otfr_vec import store as store_mod
+from otfr_vec.cluster import connect, dashboard
+from otfr_vec.metrics import METRICS
+from otfr_vec.store import done_mask
 from otfr_vec.sweep import cell_seed, plan, run_sweep
 
 TINY = ["cluster.pods=2", "cluster.workers_per_pod=4", "sim.duration=20", "sim.warmup=4"]
@@ -89,51 +95,219 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_remote_scheduler_equals_serial(serial, tmp_path):
+@contextlib.contextmanager
+def external_dask(n_workers=2):
+    """A real ``dask scheduler`` and ``dask worker`` processes on loopback; yields
+    (address, workers process, scheduler process)."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "error"}
-    procs = [
-        subprocess.Popen(
-            [BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port)]
-            + ["--no-dashboard"],
-            env=env,
-            stderr=subprocess.DEVNULL,
-        )
-    ]
+    procs = [_scheduler(port)]
     try:
-        procs.append(
-            subprocess.Popen(
-                [BIN / "dask", "worker", address, "--nworkers", "2", "--nthreads", "1"]
-                + ["--no-dashboard", "--host", "127.0.0.1"],
-                env=env,
-                stderr=subprocess.DEVNULL,
-            )
-        )
+        procs.append(_workers(address, n_workers))
         from distributed import Client
 
         deadline = time.monotonic() + 60
         while True:  # the scheduler needs a moment to listen
             try:
                 with Client(address, timeout=5) as client:
-                    client.wait_for_workers(2, timeout=60)
+                    client.wait_for_workers(n_workers, timeout=60)
                 break
             except OSError:
                 assert time.monotonic() < deadline, "dask scheduler did not start"
                 time.sleep(0.5)
+        yield address, procs
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+
+
+ENV = {**os.environ, "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "error"}
+
+
+def _scheduler(port):
+    cmd = [BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]
+    return subprocess.Popen(cmd, env=ENV, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _workers(address, n):
+    cmd = [BIN / "dask", "worker", address, "--nworkers", str(n), "--nthreads", "1"]
+    cmd += ["--no-dashboard", "--host", "127.0.0.1"]
+    return subprocess.Popen(cmd, env=ENV, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _stop(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def test_remote_scheduler_equals_serial(serial, tmp_path):
+    with external_dask() as (address, _):
         store = tmp_path / "s.zarr"
-        p = cli(*GRID, "dask=address", f"dask.address={address}", f"store={store}", cwd=tmp_path)
+        args = [*GRID, "dask=address", f"dask.address={address}", f"store={store}"]
+        p = cli(*args, "sweep.progress_interval=0", cwd=tmp_path)
         assert p.returncode == 0, p.stderr
         assert "dask: 2 workers" in p.stdout
         xr.testing.assert_equal(xr.open_zarr(store), serial)
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        # not a terminal: progress lines with cells done / total, rate and ETA
+        lines = [x for x in p.stderr.splitlines() if "cells/s" in x]
+        assert lines and "4/4 cells (100 %)" in lines[-1] and "ETA" in lines[0], p.stderr
+
+
+LONG = [*GRID[:1], "sweep.seeds=8", "cluster.pods=2", "cluster.workers_per_pod=8"]
+LONG += ["sim.duration=300", "sim.warmup=4", "degradation.onset=8", "degradation.duration=20"]
+LONG += ["degradation.pods=1", "sweep.batch=1"]  # 32 cells of ~0.3 s
+
+
+def _start_sweep(args, cwd):
+    return subprocess.Popen(
+        [sys.executable, "-m", "otfr_vec.sweep", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def _wait_for_cells(path, n, proc, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (path / "done" / "zarr.json").exists() and done_mask(str(path)).sum() >= n:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {n} cells were written in time")
+
+
+def _kept(message):
+    import re
+
+    m = re.search(r"(\d+) of (\d+) cells are in the store", message)
+    assert m, message
+    return int(m.group(1))
+
+
+def test_lost_workers_and_lost_scheduler_stop_the_sweep_keeping_cells(tmp_path):
+    """Fails on the old code: the sweep hung silently once every worker had died, and a
+    lost scheduler gave tracebacks."""
+    path = tmp_path / "s.zarr"
+    with external_dask() as (address, procs):
+        args = [*LONG, "dask=address", f"dask.address={address}", f"store={path}"]
+        args += ["dask.worker_timeout=2"]
+        proc = _start_sweep(args, tmp_path)
+        _wait_for_cells(path, 1, proc)
+        _stop(procs[1])  # every worker dies
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, err
+        assert "no Dask worker for 2 s" in err and "run the same command to resume" in err
+        assert "Traceback" not in out + err
+        assert _kept(err) == int(store_mod.verify(str(path)).done.sum()) >= 1
+        procs[1] = _workers(address, 2)  # back, and a resume goes on where it stopped
+        proc = _start_sweep(args, tmp_path)
+        _wait_for_cells(path, _kept(err) + 1, proc)
+        _stop(procs[0])  # the scheduler dies
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, err
+        assert f"lost the Dask scheduler {address}" in err, err
+        assert "Traceback" not in out + err and len(err.strip().splitlines()) == 1, err
+        assert _kept(err) == int(store_mod.verify(str(path)).done.sum())
+
+
+def test_ctrl_c_says_what_was_kept_and_resume_completes(tmp_path):
+    """Fails on the old code: Ctrl-C printed up to 149 lines of tracebacks."""
+    path = tmp_path / "s.zarr"
+    args = [*LONG, "dask.n_workers=2", "dask.dashboard=null", f"store={path}"]
+    proc = _start_sweep(args, tmp_path)
+    _wait_for_cells(path, 1, proc)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().startswith("interrupted: ") and len(err.strip().splitlines()) == 1, err
+    assert "run the same command to resume" in err and "killing" not in out
+    kept = _kept(err)
+    assert 1 <= kept == int(done_mask(str(path)).sum())
+    p = cli(*args, "dask=serial", cwd=tmp_path)  # the same store resumes in any mode
+    assert p.returncode == 0, p.stderr
+    assert f"; {kept} already done" in p.stdout and "holds 32 of 32 cells, verified" in p.stdout
+
+
+def test_a_cell_equals_simulate_of_its_configuration(serial):
+    """One path: the sweep's cell values are otfr_vec.simulate's numbers."""
+    from otfr_vec import simulate
+
+    cfg = make_config([*TINY, "degradation.r=0.01", f"sim.seed={cell_seed(0, 1)}"])
+    ds = simulate(cfg)
+    cell = serial.sel({"degradation.r": 0.01, "seed": 1})
+    for name in METRICS:
+        np.testing.assert_array_equal(cell[name].values, ds[name].values, err_msg=name)
+    assert cell.rho_net.item() == ds.attrs["otfr_vec:rho_net"]
+    assert cell.requests.item() == ds.attrs["otfr_vec:requests"]
+
+
+def _numeric(var):
+    return var.dtype.kind in "iufb"
+
+
+def test_cf_attrs_on_every_variable_and_coordinate(serial, tmp_path):
+    """Fails on the old code: no long_name anywhere, coordinates without units."""
+    from xarray.plot.utils import label_from_attrs
+
+    from otfr_vec import policies, simulate
+
+    run = simulate(make_config([*TINY, "sim.duration=12"]))
+    for ds in (serial, run):
+        for name, var in {**ds.coords, **ds.data_vars}.items():
+            assert var.attrs.get("long_name"), name
+            if _numeric(var):
+                assert var.attrs.get("units"), name
+        descs = ds.scheduler_description.values.tolist()
+        assert descs == [policies.get(str(s)).description for s in ds.scheduler.values]
+        assert label_from_attrs(ds.failure_rate) == "failure rate [1]"
+    assert serial["degradation.r"].attrs["units"] == "1"
+    assert "residual bandwidth" in serial["degradation.r"].attrs["long_name"]
+    assert run.window.attrs["units"] == "s"
+    cfg = make_config(
+        [*TINY, "+sweep.axes.health.delay=[0,30]", f"store={tmp_path / 'h.zarr'}"],
+        config_name="sweep",
+    )
+    from otfr_vec.sweep import prepare
+
+    path, _ = prepare(cfg, plan(cfg), say=lambda *a: None)
+    delay = xr.open_zarr(path)["health.delay"]
+    assert delay.attrs["units"] == "s" and delay.attrs["long_name"] == "health label delay"
+
+
+def test_help_lists_keys_with_descriptions(tmp_path):
+    """Fails on the old code: --help listed the dask and grid groups run rejects, and no
+    key descriptions."""
+    run = subprocess.run(
+        [sys.executable, "-m", "otfr_vec.run", "--help"], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert "degradation.r = 0.1" in run.stdout and "residual bandwidth factor" in run.stdout
+    assert "health.delay = 30.0 [s]" in run.stdout
+    assert "grid:" not in run.stdout and "dask:" not in run.stdout
+    sweep = cli("--help", cwd=tmp_path)
+    assert (
+        sweep.returncode == 0 and "severity" in sweep.stdout and "sweep.seeds = 1" in sweep.stdout
+    )
+    assert os.listdir(tmp_path) == []
+
+
+def test_dashboard_page_answers():
+    """Fails on the old code: the page said 'Dask needs bokeh>=3.1.0 for the dashboard'."""
+    import urllib.request
+
+    cfg = make_config(["dask.n_workers=1", "dask.dashboard=127.0.0.1:0"], config_name="sweep")
+    with connect(cfg.dask) as client:
+        url = dashboard(client)
+        assert url.startswith("http://127.0.0.1:"), url
+        with urllib.request.urlopen(url, timeout=60) as page:
+            body = page.read().decode()
+        assert page.status == 200 and "bokeh" in body.lower() and "needs bokeh" not in body
 
 
 @pytest.mark.parametrize(
@@ -144,10 +318,18 @@ def test_remote_scheduler_equals_serial(serial, tmp_path):
         (["+grid=severity", "sweep.axes.degradation.r=[]"], "an axis needs at least one value"),
         (["+grid=severity", "sweep.axes.degradation.r=[0.1,1.5]"], "degradation.r=1.5: must be"),
         (["+grid=severity", "dask=address"], "dask.address"),
+        (["+foo=bar"], "foo='bar': not a configuration key"),
+        (["+grid=severity", "+degradation.rr=0.05"], "did you mean degradation.r"),
+        (["+sweep.axes.degradation.r=[1,1.0]"], "1 and 1.0 are the same value"),
+        (["sim.seed=${oc.env:NOPE}"], "Environment variable 'NOPE' not found"),
+        (["degradation.pattern=stép"], "unquoted non-ASCII characters"),
+        (["store=foo://bar"], "unknown protocol 'foo'"),
+        (["dask.worker_timeout=0"], "dask.worker_timeout=0"),
     ],
 )
 def test_bad_input_fails_before_any_work(args, message, tmp_path):
-    p = cli(*args, "store=s.zarr", cwd=tmp_path)
+    store = [] if any(a.startswith("store=") for a in args) else ["store=s.zarr"]
+    p = cli(*args, *store, cwd=tmp_path)
     assert p.returncode != 0
     assert message in p.stderr, p.stderr
     assert "Traceback" not in p.stderr

@@ -24,6 +24,8 @@ class GridConfig:
     seeds: int = 1  # seed indices 0..seeds-1; cell seed = f(sim.seed, seed index)
     batch: int | None = None  # cells per Dask task; null = sized from measured cell time
     overwrite: bool = False  # discard an existing store instead of resuming it
+    # s between progress lines (cells done / total, rate, ETA) when stderr is not a terminal
+    progress_interval: float = 30.0
 
 
 @dataclass
@@ -39,6 +41,9 @@ class DaskConfig:
     memory_limit: str = "auto"  # local: per worker
     jobs: int = 1  # jobqueue: batch jobs to submit (each job = cluster_kwargs.processes workers)
     cluster_kwargs: dict[str, Any] = field(default_factory=dict)  # to the jobqueue cluster
+    # s without any worker after which the sweep stops (finished cells kept); for batch
+    # jobs counted from the first worker that connected (jobs may queue for long)
+    worker_timeout: float = 120.0
 
 
 @dataclass
