@@ -16,7 +16,7 @@ import xarray as xr
 import zarr
 from omegaconf import OmegaConf
 
-from otfr_vec import make_config, policies, simulate
+from otfr_vec import make_config, policies, simulate, store
 from otfr_vec.config.sweep_schema import SweepConfig
 from otfr_vec.policies import Policy, registry
 from otfr_vec.report import ReportError, build_report, main, mean_ci, open_store, reduction_ci
@@ -190,12 +190,14 @@ def test_half_finished_store_uses_what_is_finished(stores, tmp_path):
 
 
 def test_lost_and_corrupted_chunks_are_left_out_and_named(stores, tmp_path):
-    """A done cell whose integer chunk is gone reads back as 0, not as a hole; a junk
-    chunk fails to decode. Both cells are left out, named, and counted as missing."""
+    """A done cell whose counts read back as a lost chunk does (zeros), or whose failure
+    rate no longer matches its counts, is left out, named, and counted as missing (a
+    store chunk holds many cells, so the damage is written cell by cell here)."""
     path = tmp_path / "damaged.zarr"
     shutil.copytree(stores["severity"], path)
-    (path / "timed_out" / "0.1.0").unlink()  # r = 0.1, seed 1: its timeouts read as 0
-    (path / "failure_rate" / "1.3.0").write_bytes(b"\x00junk" * 20)  # r = 0.01, seed 3
+    zarr.open_array(str(path / "timed_out"), mode="r+")[0, 1] = 0  # r = 0.1, seed 1
+    fr = zarr.open_array(str(path / "failure_rate"), mode="r+")
+    fr[1, 3] = fr[1, 3] + 0.5  # r = 0.01, seed 3
     text, _ = report(tmp_path, [str(path)])
     r1 = section(text, "R1")
     assert "2 damaged cells left out" in r1
@@ -207,7 +209,7 @@ def test_lost_and_corrupted_chunks_are_left_out_and_named(stores, tmp_path):
 def test_store_lacking_variables_draws_the_rest(stores, tmp_path):
     ds = xr.open_zarr(stores["severity"]).load().drop_vars(["resilience_index", "gap_to_oracle"])
     path = tmp_path / "lacking.zarr"
-    ds.to_zarr(path, zarr_format=2, consolidated=True)
+    store.write_dataset(ds, str(path))
     text, skipped = report(tmp_path, [str(path)])
     assert any(s.startswith("R2") and "`resilience_index`" in s for s in skipped), skipped
     assert "## R1:" in text and "## R4:" in text and "Gap to" not in text

@@ -79,7 +79,7 @@ class XAxis:
     def __init__(self, ds, dim: str):
         self.dim = dim
         self.values = ds[dim].values
-        self.categorical = self.values.dtype.kind in "OUSb"
+        self.categorical = self.values.dtype.kind in "OUSTb"  # T: numpy StringDType (Zarr 3)
         v = None if self.categorical else self.values.astype(float)
         self.log = bool(v is not None and (v > 0).all() and v.max() / v.min() >= 8)
         self.invert = dim == "degradation.r"
