@@ -13,7 +13,7 @@ import pytest
 from otfr_vec import make_config
 from otfr_vec.engine import bind, make_params, make_scenario
 from otfr_vec.kernels.containers import fifo_push
-from otfr_vec.kernels.policy import breaker, envoy_od, epp, peak_ewma, prequal, wrr_orca
+from otfr_vec.kernels.policy import breaker, envoy_od, epp, p2c_lc, peak_ewma, prequal, wrr_orca
 from otfr_vec.kernels.policy.common import EXTRA, MASK
 from otfr_vec.kernels.policy.hooks import policy_init
 from otfr_vec.kernels.structs import (
@@ -327,3 +327,17 @@ def test_wrr_shares_follow_the_weights():
     w = np.array([weights[j] for j in range(N_PF)])
     assert np.allclose(picks[:N_PF] / n, w / w.sum(), atol=2e-3)
     assert picks[N_PF:].sum() == 0  # the prefill schedule holds prefill workers only
+
+
+# ---------------------------------------------------------------- p2c_lc (docs/POLICIES.md)
+
+
+def test_p2c_lc_keeps_the_less_loaded_of_its_draws():
+    t = Tiny("p2c_lc")
+    t.count[:N_PF] = np.arange(N_PF)[::-1]  # worker j holds 15 - j requests
+    assert p2c_lc.choose(t.count, t.kn, 0, N_PF, 4.5 / 16, 9.5 / 16, 0.0, 0.0) == 9
+    assert p2c_lc.choose(t.count, t.kn, 0, N_PF, 9.5 / 16, 4.5 / 16, 0.0, 0.0) == 9
+    t.count[:] = 0
+    assert p2c_lc.choose(t.count, t.kn, 0, N_PF, 4.5 / 16, 9.5 / 16, 0.0, 0.0) == 4  # tie: first
+    one = Tiny("p2c_lc", "p2c_lc.choices=1")  # one draw: uniformly random
+    assert p2c_lc.choose(one.count, one.kn, N_PF, N, 0.5, 0.0, 0.0, 0.0) == N_PF + 8

@@ -123,3 +123,37 @@ def test_knob_indices_cover_every_field_once():
 def test_a_policy_registered_twice_is_refused():
     with pytest.raises(ValueError, match="twice"):
         policies.register(Policy("lc", "x", "x", "#000000", 99, "study"))
+
+
+def test_compositions_name_the_mechanism_they_extend():
+    for name in policies.names("composition"):
+        base = policies.get(name).base
+        assert base in policies.names("production"), name
+        assert policies.get(name).section == policies.get(base).section  # the same knobs
+
+
+def test_every_policy_appears_in_the_baselines_report(tmp_path):
+    """A tiny baselines sweep of every registered policy: each one is in the report's
+    baselines tables, the compositions against their mechanisms too."""
+    from otfr_vec.report import build_report
+    from otfr_vec.sweep import run_sweep
+
+    cfg = make_config(
+        [
+            *SMALL[:7],
+            "+grid=baselines",
+            "sweep.axes.degradation.r=[0.1,0.01]",
+            "sweep.seeds=2",
+            f"store={tmp_path / 'baselines.zarr'}",
+            "dask=serial",
+        ],
+        config_name="sweep",
+    )
+    path = run_sweep(cfg, quiet=True)
+    report, _ = build_report([path], tmp_path / "report", say=lambda m: None)
+    text = report.read_text()
+    section = text.split("## B:", 1)[1].split("\n## ", 1)[0]
+    for name in ALL:
+        assert f"`{name}`" in section, name
+    for name in policies.names("composition"):
+        assert f"| `{name}` | `{policies.get(name).base}` |" in section

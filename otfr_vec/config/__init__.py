@@ -30,6 +30,25 @@ CONF_DIR = _conf_dir()
 ConfigStore.instance().store(name="base_config", node=Config)
 
 
+def _policies(*groups: str) -> list[str]:
+    """``${policies:all}``, ``${policies:study,production}``: registered scheduler names of
+    the given registry groups, in table order (so a grid need not list them)."""
+    from .. import policies
+
+    allowed = ("all", *policies.GROUPS)
+    for g in groups or ("all",):
+        if g not in allowed:
+            raise ConfigError(f"${{policies:{g}}}: allowed groups are {', '.join(allowed)}")
+    return [
+        n
+        for n in policies.names()
+        if "all" in groups or not groups or policies.get(n).group in groups
+    ]
+
+
+OmegaConf.register_new_resolver("policies", _policies, replace=True)
+
+
 def make_config(
     overrides: list[str] | tuple[str, ...] = (), config_name: str = "config"
 ) -> DictConfig:

@@ -9,7 +9,7 @@ Importing this package registers every policy shipped with otfr_vec; docs/POLICI
 describes each one and how to add a new one.
 """
 
-from . import breaker, envoy_od, epp, otfr, peak_ewma, prequal, wrr_orca  # noqa: F401
+from . import breaker, envoy_od, epp, otfr, p2c_lc, peak_ewma, prequal, wrr_orca  # noqa: F401
 from .registry import (
     GROUPS,
     REGISTRY,

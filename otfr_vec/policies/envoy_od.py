@@ -159,6 +159,7 @@ register(
         "#5e3c99",
         30,
         "composition",
+        base="envoy_od",
         knobs=EnvoyOD,
         knobs_key="envoy_od",
         bind=_bind(True),

@@ -74,6 +74,7 @@ register(
         "#6b6b00",
         31,
         "composition",
+        base="epp",
         knobs=Epp,
         knobs_key="epp",
         bind=_bind(True),

@@ -29,8 +29,9 @@ class Policy:
     knobs: type | None = None
     knobs_key: str | None = None
     fixed: Mapping[str, object] = field(default_factory=dict)  # knob values a variant fixes
-    # (cfg, scenario) -> the kernel binding of a run (see otfr_vec.policies.binding)
+    # (cfg, knobs) -> the kernel binding of a run (see otfr_vec.policies.binding)
     bind: Callable | None = None
+    base: str | None = None  # a composition: the production mechanism it adds the price to
 
     @property
     def section(self) -> str | None:

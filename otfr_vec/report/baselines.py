@@ -168,6 +168,19 @@ def draw(store: Store, ctx, out: Path) -> str:
             "\n".join(lines),
             *verdicts(p, rows[p], back[p]),
         ]
+    added = [(c, policies.get(c).base) for c in others if group(c) == "composition"]
+    added = [(c, b) for c, b in added if b in present]
+    if added:
+        head = "| composition | against | " + " | ".join(f"r = {label(x)}" for x in xs) + " |"
+        lines = [head, "|---|---|" + "---|" * len(xs)]
+        for c, b in added:
+            cells = " | ".join(cell(red) for _, red in reductions(ds, r, c, b))
+            lines.append(f"| `{c}` | `{b}` | {cells} |")
+        text += [
+            "What the price adds to a production mechanism: failure reduction of each "
+            "composition against the mechanism it extends (same interval and marks):",
+            "\n".join(lines),
+        ]
     text.append(FAIRNESS)
     return "\n\n".join(text)
 

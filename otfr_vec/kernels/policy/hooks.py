@@ -17,8 +17,8 @@ A policy's state lives in arrays it declares (``pw_i``, ``pw_f`` per worker, ``p
 from ..jit import kernel
 from ..scoring import argmin_pods, argmin_score
 from ..structs import NEXT_TICK
-from . import breaker, envoy_od, epp, peak_ewma, prequal, wrr_orca
-from .ids import BREAKER, ENVOY_OD, EPP, PEAK_EWMA, PREQUAL, WRR
+from . import breaker, envoy_od, epp, p2c_lc, peak_ewma, prequal, wrr_orca
+from .ids import BREAKER, ENVOY_OD, EPP, P2C_LC, PEAK_EWMA, PREQUAL, WRR
 
 
 @kernel
@@ -99,6 +99,8 @@ def policy_choose(
         return prequal.choose(pw_i, pw_f, pg_i, pg_f, count, kn, g, lo, hi, t, u0, u1, u2, u3)
     if pr.policy == WRR:
         return wrr_orca.choose(pw_f, pg_i, pg_f, g)
+    if pr.policy == P2C_LC:
+        return p2c_lc.choose(count, kn, lo, hi, u0, u1, u2, u3)
     # the score family (the study's five, breaker, epp): lowest count * scale + base
     path = pr.lambda_p * pr.cross_pod_cost
     if pr.incremental:

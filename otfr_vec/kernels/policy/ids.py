@@ -5,4 +5,4 @@ The study's five and every policy that only changes the score's weights share
 mechanism's id with ``lambda_r`` set. One compiled kernel serves them all.
 """
 
-SCORE, ENVOY_OD, PEAK_EWMA, BREAKER, EPP, PREQUAL, WRR = range(7)
+SCORE, ENVOY_OD, PEAK_EWMA, BREAKER, EPP, PREQUAL, WRR, P2C_LC = range(8)
