@@ -27,7 +27,7 @@ state arrays they touch explicitly (see :mod:`.structs` for why).
 import numpy as np
 
 from .containers import fifo_push, fifo_remove, heap_pop, heap_push
-from .jit import inline_kernel, kernel
+from .jit import alloc_kernel, kernel
 from .policy.hooks import policy_choose, policy_outcome, policy_refresh, policy_routed
 from .scoring import argmin_pods, argmin_score, update_prices
 from .structs import (
@@ -333,7 +333,7 @@ def prefill_done(
     return to_decode(wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, pr, pod, i, d, t, w)
 
 
-@inline_kernel
+@kernel
 def to_decode(wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, pr, pod, i, d, t, w):
     """Send ``i`` (prefill ended at ``t``) to decode worker ``d``: reserve a slot and start
     its KV transfer, or queue it for a slot. Returns an OUT_* kind or NO_OUTCOME."""
@@ -406,7 +406,7 @@ def arrive(
     return i
 
 
-@inline_kernel
+@kernel
 def to_prefill(wi, wf, count, g_dirty, qi, ctr, cnt, win, ts, pr, pod, i, p, w):
     """Queue ``i`` at prefill worker ``p``. Returns OUT_FAILURE if ``p`` is down."""
     cnt[DECISIONS] += 1
@@ -480,7 +480,7 @@ def advance_transfers(wi, qi, qf, ctr, pr, pod, f_now, t0, t1):
     return nbuf
 
 
-@kernel
+@alloc_kernel
 def sort_buffer(qi, qf, nbuf):
     """Sort the buffered (time, id) events by time, in place and stably (ties keep
     buffer order).
@@ -516,7 +516,7 @@ def is_late(qi, qf, pr, i, t):
     return s != DEC
 
 
-@kernel
+@alloc_kernel
 def check_invariants(wi, load, qi, qf, ctr, cnt, pr, s):
     """Conservation and non-negativity; the first violating step is kept in ``ctr``."""
     in_flight = qi.shape[1] - ctr[N_FREE]
@@ -548,7 +548,7 @@ def check_invariants(wi, load, qi, qf, ctr, cnt, pr, s):
             ctr[ERR_STEP] = s
 
 
-@kernel
+@alloc_kernel
 def advance(
     wi,
     wf,
