@@ -110,7 +110,10 @@ def test_report_draws_every_available_result(stores, full):
     for key in ("R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "S"):
         assert f"## {key}:" in text, key
         assert list(out.glob(f"{key}_*.png")), key
-    assert [s[:3] for s in skipped] == ["B (", "R10"], skipped  # no baselines, no record
+    assert [s[:3] for s in skipped] == ["R10"], skipped  # no benchmark record
+    # no baselines store: B falls back to the severity grid, which runs every policy too
+    assert f"From `{stores['severity']}`" in section(text, "B")
+    assert "not a store of the `baselines` grid: from `severity`" in text  # the summary
     # chosen by grid, not by name order: aa_telemetry sweeps r as well
     assert f"From `{stores['severity']}`" in section(text, "R1")
     assert f"From `{stores['telemetry']}`" in section(text, "R3")

@@ -27,6 +27,7 @@ class Result:
     grid: str | None  # the grid this result comes from (preferred among stores)
     check: Callable[[Store], object]  # raises Skip; returns what draw needs
     draw: Callable[[Store, object, Path], str]  # Markdown
+    fallback: tuple = ()  # grids preferred, in order, when no store of ``grid`` is given
 
 
 def dim(store: Store, key: str) -> str:

@@ -312,7 +312,14 @@ def choose(results, stores: list[Store], use: dict[str, Store]):
             except Skip as why:
                 reasons.setdefault(str(why), []).append(f"`{s.path}`")
         home = [(s, c) for s, c in fits if res.grid is not None and s.grid == res.grid]
-        if len(home) == 1:
+        for grid in () if home else getattr(res, "fallback", ()):
+            home = [(s, c) for s, c in fits if s.grid == grid]
+            if home:
+                break
+        if len(home) == 1 and home[0][0].grid != res.grid:
+            s, ctx = home[0]
+            chosen[res.key] = (s, ctx, f"not a store of the `{res.grid}` grid: from `{s.grid}`")
+        elif len(home) == 1:
             chosen[res.key] = (*home[0], "")
         elif len(home) > 1 or (not home and len(fits) > 1):
             ambiguous.append((res, [s for s, _ in (home or fits)], bool(home)))
