@@ -103,6 +103,7 @@ def test_console_scripts_run_outside_the_source_tree(installed):
         [
             bin_ / "otfr-sweep",
             "+grid=severity",
+            "schedulers=${policies:study}",
             *TINY,
             "sweep.axes.degradation.r=[0.1]",
             "sweep.seeds=1",

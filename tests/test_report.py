@@ -45,8 +45,11 @@ def sweep(path, *overrides) -> str:
 def stores(tmp_path_factory):
     d = tmp_path_factory.mktemp("stores")
     s = {
-        "severity": sweep(
-            d / "zz_severity.zarr", "+grid=severity", "sweep.axes.degradation.r=[0.1,0.01]"
+        "severity": sweep(  # the study's five: the baselines tests add their own
+            d / "zz_severity.zarr",
+            "+grid=severity",
+            "sweep.axes.degradation.r=[0.1,0.01]",
+            "schedulers=${policies:study}",
         ),
         "labels": sweep(
             d / "labels.zarr",
@@ -60,6 +63,7 @@ def stores(tmp_path_factory):
         "telemetry": sweep(
             d / "aa_telemetry.zarr",
             "+grid=telemetry",
+            "schedulers=${policies:study}",
             "sweep.axes.degradation.r=[0.1]",
             "sweep.seeds=1",
         ),
@@ -110,10 +114,7 @@ def test_report_draws_every_available_result(stores, full):
     for key in ("R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "S"):
         assert f"## {key}:" in text, key
         assert list(out.glob(f"{key}_*.png")), key
-    assert [s[:3] for s in skipped] == ["R10"], skipped  # no benchmark record
-    # no baselines store: B falls back to the severity grid, which runs every policy too
-    assert f"From `{stores['severity']}`" in section(text, "B")
-    assert "not a store of the `baselines` grid: from `severity`" in text  # the summary
+    assert [s[:3] for s in skipped] == ["B (", "R10"], skipped  # no baselines, no record
     # chosen by grid, not by name order: aa_telemetry sweeps r as well
     assert f"From `{stores['severity']}`" in section(text, "R1")
     assert f"From `{stores['telemetry']}`" in section(text, "R3")
@@ -262,15 +263,18 @@ def test_reduction_interval_on_the_severity_grids_r_02_cell():
 
 
 @pytest.fixture
-def production(monkeypatch):
-    """Three policies registered as production / composition mechanisms, for this test."""
+def production():
+    """Three policies registered as production / composition mechanisms, for this test
+    (removed afterwards: a monkeypatch would restore what the teardown deletes)."""
     names = {"test_od": "production", "test_ewma": "production", "test_od_price": "composition"}
     colours = {"test_od": "#8c564b", "test_ewma": "#e377c2", "test_od_price": "#17becf"}
     for k, (name, grp) in enumerate(names.items()):
         policies.register(Policy(name, f"{name} desc", "a test", colours[name], 50 + k, grp))
-    yield list(names)
-    for name in names:
-        monkeypatch.delitem(registry._REGISTRY, name)
+    try:
+        yield list(names)
+    finally:
+        for name in names:
+            registry._REGISTRY.pop(name, None)
 
 
 def baselines_store(src: str, path: Path) -> str:

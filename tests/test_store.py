@@ -25,7 +25,13 @@ from otfr_vec.sweep import SweepStopped, plan, prepare, run_sweep
 
 TINY = ["cluster.pods=2", "cluster.workers_per_pod=8", "sim.duration=40", "sim.warmup=4"]
 TINY += ["degradation.onset=8", "degradation.duration=20", "degradation.pods=1"]
-GRID = ["+grid=severity", "sweep.axes.degradation.r=[0.2,0.1,0.05]", "sweep.seeds=3", *TINY]
+GRID = [
+    "+grid=severity",
+    "schedulers=${policies:study}",
+    "sweep.axes.degradation.r=[0.2,0.1,0.05]",
+    "sweep.seeds=3",
+    *TINY,
+]
 
 
 def sweep_cfg(path, *overrides):

@@ -24,7 +24,13 @@ from otfr_vec.sweep import cell_seed, plan, run_sweep
 
 TINY = ["cluster.pods=2", "cluster.workers_per_pod=4", "sim.duration=20", "sim.warmup=4"]
 TINY += ["degradation.onset=8", "degradation.duration=6", "degradation.pods=1"]
-GRID = ["+grid=severity", "sweep.axes.degradation.r=[0.1,0.01]", "sweep.seeds=2", *TINY]
+GRID = [
+    "+grid=severity",
+    "schedulers=${policies:study}",
+    "sweep.axes.degradation.r=[0.1,0.01]",
+    "sweep.seeds=2",
+    *TINY,
+]
 BIN = Path(sys.executable).parent
 
 

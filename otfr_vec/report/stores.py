@@ -296,7 +296,15 @@ def choose(results, stores: list[Store], use: dict[str, Store]):
     """
     chosen, skipped, ambiguous = {}, {}, []
     for res in results:
+        grids = [g for g in (res.grid, *getattr(res, "fallback", ())) if g]
         forced = use.get(res.key) or (use.get(res.grid) if res.grid else None)
+        soft = next((use[g] for g in grids[1:] if g in use), None)
+        if forced is None and soft is not None:  # named for a grid it only falls back to
+            try:
+                chosen[res.key] = (soft, res.check(soft), "named with --use")
+                continue
+            except Skip:
+                pass
         if forced is not None:
             try:
                 chosen[res.key] = (forced, res.check(forced), "named with --use")
@@ -311,8 +319,8 @@ def choose(results, stores: list[Store], use: dict[str, Store]):
                 fits.append((s, res.check(s)))
             except Skip as why:
                 reasons.setdefault(str(why), []).append(f"`{s.path}`")
-        home = [(s, c) for s, c in fits if res.grid is not None and s.grid == res.grid]
-        for grid in () if home else getattr(res, "fallback", ()):
+        home = []
+        for grid in grids:  # its own grid first, then its fallbacks
             home = [(s, c) for s, c in fits if s.grid == grid]
             if home:
                 break
@@ -340,7 +348,7 @@ def choose(results, stores: list[Store], use: dict[str, Store]):
         lines = ["several stores qualify; name the one to use with --use KEY=PATH:"]
         groups: dict[tuple, tuple[list, list]] = {}  # same candidates: said once
         for res, cands, by_grid in ambiguous:
-            key = res.grid if by_grid else res.key
+            key = cands[0].grid if by_grid else res.key
             groups.setdefault((key, tuple(s.path for s in cands)), ([], cands))[0].append(res)
         for (key, _), (same_, cands) in groups.items():
             what = f"grid {key}" if key == same_[0].grid else same_[0].title
