@@ -61,6 +61,7 @@ class RunResult(NamedTuple):
     scenario: Scenario
     states: dict  # scheduler -> final State
     wall_s: float
+    params: dict  # scheduler -> Params of its run
 
 
 def n_steps(cfg) -> int:
@@ -143,6 +144,7 @@ def make_params(
         hooks=int(pol.get("hooks", 0)),
         keep_draws=int(pol.get("keep_draws", 0)),
         tick=float(pol.get("tick", 0.0)),
+        price_on=int(pol["lambda_r"] > 0 or pol.get("needs_util", 0)),
     )
 
 
@@ -252,7 +254,7 @@ def run(
                 f"{name}: invariant violated at {st.ctr[ERR]} steps, "
                 f"first at step {st.ctr[ERR_STEP]}"
             )
-    return RunResult(sc, states, time.perf_counter() - t_start)
+    return RunResult(sc, states, time.perf_counter() - t_start, params)
 
 
 __all__ = ["RunResult", "Scenario", "State", "make_params", "make_scenario", "run"]

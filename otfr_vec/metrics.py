@@ -74,7 +74,11 @@ SERIES = {
         "timeouts and failures charged to the pod (a request counts "
         "in its prefill worker's and decode worker's pod), per window",
     ),
-    "price": Metric("1", "mean risk price pi over the pod's workers, per window"),
+    "price": Metric(
+        "1",
+        "mean risk price pi over the pod's workers, per window; NaN for a scheduler that "
+        "does not use the price (it is not computed)",
+    ),
     "window_arrivals": Metric("requests", "measured arrivals by arrival window"),
     "window_failures": Metric(
         "requests", "failed or timed-out measured arrivals by arrival window"

@@ -136,9 +136,10 @@ def to_dataset(result: RunResult, cfg) -> xr.Dataset:
     win = np.stack([st.win for st in states])
     data["routed"] = (("scheduler", "window", "pod"), ts[:, TS_ROUTED])
     data["failures"] = (("scheduler", "window", "pod"), ts[:, TS_FAIL])
-    data["price"] = (
+    priced = np.array([bool(result.params[s].price_on) for s in scheds])[:, None, None]
+    data["price"] = (  # NaN for a scheduler that does not compute the price
         ("scheduler", "window", "pod"),
-        np.stack([st.ts_price for st in states]) / steps,
+        np.where(priced, np.stack([st.ts_price for st in states]) / steps, np.nan),
     )
     data["window_arrivals"] = (("scheduler", "window"), win[:, WIN_ARR])
     data["window_failures"] = (("scheduler", "window"), win[:, WIN_FAIL])

@@ -119,7 +119,20 @@ def update_prices(wf, base, g_dirty, pr, pod, pod_n, f_price, health, pod_sum, p
     per worker; ``pod_sum``: scratch of length n_pods, left holding the mean raw price of
     every pod; ``pw_f``: the policy's state, whose row 0 is its own term of the base
     score when ``pr.has_extra`` (a mask, a scorer's value).
+
+    A policy that does not use the price (``pr.price_on == 0``: ``lambda_r`` is 0 and it
+    reads no utilisation) skips it: its base is ``lambda_f * health (+ its own term)``,
+    and only pods where a base changed lose their cached minimum.
     """
+    if not pr.price_on:
+        for j in range(pr.n_workers):
+            b = pr.lambda_f * health[j]
+            if pr.has_extra:
+                b += pw_f[0, j]
+            if b != base[j]:
+                base[j] = b
+                g_dirty[0 if j < pr.n_prefill else 1, pod[j]] = 1
+        return
     d = pr.decay
     pod_sum[:] = 0.0
     for j in range(pr.n_workers):

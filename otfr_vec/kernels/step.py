@@ -59,6 +59,7 @@ from .structs import (
     HIST_LO,
     HIST_PER_DECADE,
     HP_LEN,
+    LABEL_ROW,
     N_FREE,
     N_TX,
     OUT_FAILURE,
@@ -172,16 +173,17 @@ def free_request(qi, ctr, i):
 
 
 @kernel
-def release_slot(wi, count, g_dirty, qi, qf, ctr, pr, pod, d, decoding, t):
+def release_slot(wi, wf, count, g_dirty, qi, qf, ctr, pr, pod, d, decoding, t):
     if decoding:
         wi[W_DEC, d] -= 1
+        wf[W_BUSY, d] = wi[W_DEC, d] / pr.slots
     wi[W_SLOTS, d] -= 1
     add_count(count, g_dirty, pr, pod, d, -1)
     admit_next(wi, qi, qf, ctr, pr, d, t)
 
 
 @kernel
-def detach(wi, count, g_dirty, qi, qf, ctr, pr, pod, i, t):
+def detach(wi, wf, count, g_dirty, qi, qf, ctr, pr, pod, i, t):
     """Take request ``i`` out of every queue, interface and slot it holds."""
     s = qi[Q_STATE, i]
     p = qi[Q_P, i]
@@ -196,9 +198,9 @@ def detach(wi, count, g_dirty, qi, qf, ctr, pr, pod, i, t):
     elif s == TX:
         tx_remove(wi, qi, ctr, i)
         add_count(count, g_dirty, pr, pod, p, -1)
-        release_slot(wi, count, g_dirty, qi, qf, ctr, pr, pod, d, False, t)
+        release_slot(wi, wf, count, g_dirty, qi, qf, ctr, pr, pod, d, False, t)
     elif s == FTWAIT or s == DEC:
-        release_slot(wi, count, g_dirty, qi, qf, ctr, pr, pod, d, s == DEC, t)
+        release_slot(wi, wf, count, g_dirty, qi, qf, ctr, pr, pod, d, s == DEC, t)
 
 
 @kernel
@@ -273,7 +275,9 @@ def first_token(wi, wf, qi, qf, ctr, hp_i, hp_t, pr, i, fin):
         qi[Q_STATE, i] = FTWAIT  # first token too late: it times out at its deadline
         return NO_OUTCOME
     qi[Q_STATE, i] = DEC
-    wi[W_DEC, qi[Q_D, i]] += 1
+    d = qi[Q_D, i]
+    wi[W_DEC, d] += 1
+    wf[W_BUSY, d] = wi[W_DEC, d] / pr.slots  # the compute busy fraction, kept current
     charged = NO_OUTCOME
     if pr.scope != SCOPE_E2E or end <= deadline:
         charge_success(wf, qi, i)
@@ -625,7 +629,7 @@ def advance(
                     q = qi[Q_STATE, i]
                     on_p = qi[Q_P, i] == x and (q == PQ or q == DWAIT or q == TX)
                     if q != FREE and (on_p or (qi[Q_D, i] == x and q >= DWAIT)):
-                        detach(wi, count, g_dirty, qi, qf, ctr, pr, pod, i, t0)
+                        detach(wi, wf, count, g_dirty, qi, qf, ctr, pr, pod, i, t0)
                         resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, False, w)
                         if pr.hooks:
                             charge_policy(
@@ -639,10 +643,11 @@ def advance(
                 health[j] = 1.0 if bad else 0.0
         elif pr.health == HEALTH_LABELS:
             r = min(int(t0 / pr.refresh), labels.shape[0] - 1)
-            for j in range(pr.n_workers):
-                health[j] = labels[r, j]
-        else:
-            health[:] = 0.0
+            if r != ctr[LABEL_ROW]:  # labels change at refreshes only
+                ctr[LABEL_ROW] = r
+                for j in range(pr.n_workers):
+                    health[j] = labels[r, j]
+        # HEALTH_OFF: health stays all 0 (the engine's scratch starts at 0)
         f_price = f_now if pr.true_bw else f_obs[s - s0]
         if pr.hooks:  # the policy's timers, before the step's base scores
             policy_refresh(
@@ -650,8 +655,9 @@ def advance(
                 ctr, u_tick, tick0,
             )  # fmt: skip
         update_prices(wf, base, g_dirty, pr, pod, pod_n, f_price, health, pod_sum, pw_f)
-        for q in range(pr.n_pods):  # the blend keeps pod means: mean pi = mean raw price
-            ts_price[w, q] += pod_sum[q]
+        if pr.price_on:
+            for q in range(pr.n_pods):  # the blend keeps pod means: mean pi = mean raw price
+                ts_price[w, q] += pod_sum[q]
         # 3. decode ends free their slots
         while ctr[HP_LEN] > 0 and hp_t[0] < t1:
             end = hp_t[0]
@@ -662,7 +668,7 @@ def advance(
                 continue  # left earlier (timeout or fault)
             d = qi[Q_D, i]
             record_done(qi, qf, ctr, cnt, hist, lat_sum, i, qf[Q_T, i], end)
-            release_slot(wi, count, g_dirty, qi, qf, ctr, pr, pod, d, True, end)
+            release_slot(wi, wf, count, g_dirty, qi, qf, ctr, pr, pod, d, True, end)
         # 4. arrivals, routed one by one in arrival order
         while nxt < n_req and arrival[nxt] < t1:
             a = arrival[nxt]
@@ -738,15 +744,13 @@ def advance(
             ctr[DL_HEAD] = (h + 1) % dl_t.size
             ctr[DL_LEN] -= 1
             if qi[Q_SEQ, i] == seq and is_late(qi, qf, pr, i, t):
-                detach(wi, count, g_dirty, qi, qf, ctr, pr, pod, i, t)
+                detach(wi, wf, count, g_dirty, qi, qf, ctr, pr, pod, i, t)
                 resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, True, w)
                 if pr.hooks:
                     charge_policy(
                         pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i,
                         OUT_TIMEOUT, t,
                     )  # fmt: skip
-        for d in range(pr.n_prefill, pr.n_workers):
-            wf[W_BUSY, d] = wi[W_DEC, d] / pr.slots
         if pr.check:
             check_invariants(wi, count, qi, qf, ctr, cnt, pr, s)
     return nxt

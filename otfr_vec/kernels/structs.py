@@ -63,7 +63,8 @@ U_PREFILL, U_DECODE, U_OUT_P, U_OUT_D, N_U = 0, 4, 8, 10, 12
 EV_ID, EV_SEQ = 0, 1
 
 # ctr: bookkeeping of the containers
-N_FREE, N_TX, DL_HEAD, DL_LEN, HP_LEN, SEQ, ERR, ERR_STEP, NEXT_TICK, N_CTR = range(10)
+# LABEL_ROW: the label refresh the health scratch holds (-1: none yet)
+N_FREE, N_TX, DL_HEAD, DL_LEN, HP_LEN, SEQ, ERR, ERR_STEP, NEXT_TICK, LABEL_ROW, N_CTR = range(11)
 # cnt: outcome counters; *_M are over requests arriving in the measured window
 (
     ARRIVED,
@@ -126,6 +127,7 @@ class Params(NamedTuple):
     hooks: int  # 1: the policy has outcome / refresh / routed hooks (0 for the study's five)
     keep_draws: int  # 1: keep each request's decode and outcome draws (qf[Q_U:])
     tick: float  # s between the policy's timer ticks (0: none)
+    price_on: int  # 1: compute the risk price every step (the policy pays it or reads util)
 
 
 class State(NamedTuple):
@@ -172,6 +174,7 @@ def new_state(
     ctr = np.zeros(N_CTR, i8)
     ctr[N_FREE] = cap
     ctr[ERR_STEP] = -1
+    ctr[LABEL_ROW] = -1
     return State(
         wi=wi,
         wf=np.zeros((N_WF, n_workers), f8),

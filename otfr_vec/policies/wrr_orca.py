@@ -50,7 +50,7 @@ INDEX = {
 def bind(cfg, knobs: WrrOrca) -> Binding:
     n = cfg.cluster.pods * cfg.cluster.workers_per_pod
     return Binding(
-        hooked(WRR, cfg, tick=float(knobs.weight_update_period)),
+        hooked(WRR, cfg, tick=float(knobs.weight_update_period), needs_util=1),
         knob_vector(knobs, INDEX, K.N_KNOBS),
         (K.N_I, K.N_F, K.N_GI, K.N_GF, n),
         tick_draws=True,
