@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import policies
+from .kernels.decision import tree_size
 from .kernels.policy.hooks import policy_init
 from .kernels.step import advance
 from .kernels.structs import (
@@ -89,6 +90,22 @@ def bind(cfg, scheduler: str) -> Binding:
     return policies.get(scheduler).bind(cfg, policies.knobs_of(scheduler, cfg))
 
 
+ROUTES = ("auto", "pods", "tree", "scan")
+
+
+def use_tree(route: str, layout) -> bool:
+    """Route through tournament trees? ``auto``: when per-pod minima would cost more per
+    decision (about two passes over the pods plus one pod's workers) than a tree's
+    O(log N) walks: large pods, or very many pods. Every route picks the same workers."""
+    if route in ("pods", "scan"):
+        return False
+    if route == "tree":
+        return True
+    n_group = max(layout.n_prefill, layout.n_workers - layout.n_prefill, 1)
+    k = n_group // layout.n_pods
+    return 2 * layout.n_pods + k > 16 * math.log2(max(n_group, 2))
+
+
 def make_params(
     cfg,
     scheduler: str,
@@ -96,6 +113,7 @@ def make_params(
     check: bool = False,
     incremental: bool = True,
     binding: Binding | None = None,
+    route: str = "auto",
 ) -> Params:
     layout = sc.layout
     pr, sim = cfg.price, cfg.sim
@@ -136,7 +154,7 @@ def make_params(
         n_prefill=layout.n_prefill,
         n_workers=layout.n_workers,
         check=int(check),
-        incremental=int(incremental),
+        incremental=int(incremental and route != "scan"),
         policy=int(pol["policy"]),
         load_weight=load_weight,
         decode_load_scale=load_weight / int(cfg.service.decode_slots),
@@ -145,6 +163,7 @@ def make_params(
         keep_draws=int(pol.get("keep_draws", 0)),
         tick=float(pol.get("tick", 0.0)),
         price_on=int(pol["lambda_r"] > 0 or pol.get("needs_util", 0)),
+        tree=int(incremental and use_tree(route, layout)),
     )
 
 
@@ -167,12 +186,15 @@ def run(
     threads: int = 1,
     progress: Callable[[float], None] | None = None,
     incremental: bool = True,
+    route: str = "auto",
 ) -> RunResult:
     """Simulate ``cfg`` (already validated) for every scheduler in ``cfg.schedulers``.
 
     ``check``: verify conservation and non-negativity at every step (slow; tests).
     ``threads``: run schedulers side by side (kernels release the GIL); results do not
-    depend on it. ``incremental=False`` routes by full scans (same choices, slower).
+    depend on it. ``route``: how decisions find the lowest score, ``auto`` (per-pod minima
+    or tournament trees, by the layout), ``pods``, ``tree`` or ``scan`` (full scans, as
+    ``incremental=False``); every route picks the same workers.
     ``progress``: called with the simulated fraction after each block.
     """
     t_start = time.perf_counter()
@@ -180,10 +202,14 @@ def run(
     lay = sc.layout
     scheds = list(cfg.schedulers)
     bindings = {s: bind(cfg, s) for s in scheds}
-    params = {s: make_params(cfg, s, sc, check, incremental, bindings[s]) for s in scheds}
+    if route not in ROUTES:
+        raise ValueError(f"route={route!r}: allowed values are {', '.join(ROUTES)}")
+    params = {s: make_params(cfg, s, sc, check, incremental, bindings[s], route) for s in scheds}
     states = {}
     for s in scheds:
-        st = new_state(lay.n_workers, lay.n_pods, sc.n_win, 1024, bindings[s].shape)
+        n_group = max(lay.n_prefill, lay.n_workers - lay.n_prefill, 1)
+        tree_len = tree_size(n_group) if params[s].tree else 0
+        st = new_state(lay.n_workers, lay.n_pods, sc.n_win, 1024, bindings[s].shape, tree_len)
         policy_init(params[s], st.pw_i, st.pw_f, st.pg_i, st.pg_f, bindings[s].knobs, st.ctr)
         states[s] = st
     no_ticks = np.zeros((1, lay.n_workers))

@@ -72,15 +72,33 @@ def test_every_policy_runs_conserving_requests_and_deterministically():
         assert sa.cnt.sum() > 0
 
 
-def test_incremental_and_full_scan_routing_agree_for_every_policy():
-    cfg = make_config([*SMALL, f"schedulers=[{','.join(ALL)}]", "health.noise=0.2"])
-    a, b = run(cfg, incremental=True), run(cfg, incremental=False)
+@pytest.mark.parametrize("layout", [[], ["cluster.pods=1", "cluster.workers_per_pod=24"]])
+def test_every_route_picks_the_same_workers_for_every_policy(layout):
+    """Per-pod minima, tournament trees and full scans: the same choices, bit for bit,
+    on the study's pod layout and on one large pod (where ``auto`` takes the trees)."""
+    cfg = make_config([*SMALL, *layout, f"schedulers=[{','.join(ALL)}]", "health.noise=0.2"])
+    runs = {route: run(cfg, route=route) for route in ("pods", "tree", "scan")}
+    assert {p.tree for p in runs["tree"].params.values()} == {1}
+    assert {p.tree for p in runs["pods"].params.values()} == {0}
     for name in ALL:
-        for field in a.states[name]._fields:
-            if not field.startswith("g_"):
-                assert np.array_equal(
-                    getattr(a.states[name], field), getattr(b.states[name], field)
-                )
+        ref = runs["pods"].states[name]
+        for route in ("tree", "scan"):
+            got = runs[route].states[name]
+            for field in ref._fields:
+                if not field.startswith("g_"):  # the routing caches themselves differ
+                    assert np.array_equal(getattr(ref, field), getattr(got, field)), (
+                        name,
+                        route,
+                        field,
+                    )
+
+
+def test_auto_route_takes_trees_for_large_pods_only():
+    from otfr_vec.engine import make_layout, use_tree
+
+    assert not use_tree("auto", make_layout(make_config().cluster))  # 32 x 32
+    one = make_config(["cluster.pods=1", "cluster.workers_per_pod=1024"]).cluster
+    assert use_tree("auto", make_layout(one))
 
 
 def test_policies_share_the_workload_and_the_scenario():

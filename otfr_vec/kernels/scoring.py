@@ -10,8 +10,16 @@ mechanisms add their own terms through the hooks of :mod:`.policy.hooks`.
 
 import numpy as np
 
+from .decision import tree_argmin, tree_build, tree_set
 from .jit import kernel
 from .structs import W_BUSY, W_FAIL, W_OUTC, W_PI, W_TOUT, W_UTIL
+
+# the routing caches, by ``Params.tree``:
+#   per-pod minima: g_min[g, q] the lowest score of pod q in group g, g_dirty[g, q] = 1
+#     where it is stale;
+#   tree (one O(log N) tournament tree per group, kernels/decision.py): g_min[g] is the
+#     tree, g_dirty[g, 0] the number of workers listed in g_dirty[g, 1:] whose score
+#     changed since (-1: rebuild the whole tree)
 
 
 @kernel
@@ -112,6 +120,47 @@ def argmin_pods(g_min, g_dirty, g, lo, k, n_pods, count, scale, base, pod, home,
 
 
 @kernel
+def mark(g_dirty, pr, pod, j):
+    """Worker ``j``'s score changed: its pod's minimum, or its tree leaf, is stale."""
+    g = 0 if j < pr.n_prefill else 1
+    if not pr.tree:
+        g_dirty[g, pod[j]] = 1
+        return
+    n = g_dirty[g, 0]
+    if n < 0:
+        return  # a rebuild is due anyway
+    if n + 1 >= g_dirty.shape[1]:
+        g_dirty[g, 0] = -1  # the list is full: rebuild instead
+        return
+    g_dirty[g, n + 1] = j
+    g_dirty[g, 0] = n + 1
+
+
+@kernel
+def choose(count, base, g_min, g_dirty, pr, pod, g, lo, hi, scale, home, start):
+    """Route among workers ``[lo, hi)`` (group ``g``: 0 prefill, 1 decode) by the
+    study's score, through the run's routing cache (or a full scan, ``incremental=0``);
+    every route picks the same worker."""
+    path = pr.lambda_p * pr.cross_pod_cost
+    k = (hi - lo) // pr.n_pods
+    if pr.tree:
+        t = g_min[g]
+        n = g_dirty[g, 0]
+        if n < 0:
+            tree_build(t, lo, hi, count, scale, base)
+        else:
+            for m in range(1, n + 1):
+                tree_set(t, lo, count, scale, base, g_dirty[g, m])
+        g_dirty[g, 0] = 0
+        return tree_argmin(t, lo, hi, lo + home * k, lo + (home + 1) * k, path, start)
+    if pr.incremental:
+        return argmin_pods(
+            g_min, g_dirty, g, lo, k, pr.n_pods, count, scale, base, pod, home, path, start
+        )
+    return argmin_score(lo, hi, count, scale, base, pod, home, path, start)
+
+
+@kernel
 def update_prices(wf, base, g_dirty, pr, pod, pod_n, f_price, health, pod_sum, pw_f):
     """Decay the symptom charges, recompute ``pi`` and the base score of every worker.
 
@@ -131,7 +180,7 @@ def update_prices(wf, base, g_dirty, pr, pod, pod_n, f_price, health, pod_sum, p
                 b += pw_f[0, j]
             if b != base[j]:
                 base[j] = b
-                g_dirty[0 if j < pr.n_prefill else 1, pod[j]] = 1
+                mark(g_dirty, pr, pod, j)
         return
     d = pr.decay
     pod_sum[:] = 0.0
@@ -158,4 +207,7 @@ def update_prices(wf, base, g_dirty, pr, pod, pod_n, f_price, health, pod_sum, p
     if pr.has_extra:
         for j in range(pr.n_workers):
             base[j] += pw_f[0, j]
-    g_dirty[:, :] = 1
+    if pr.tree:
+        g_dirty[:, 0] = -1  # every score moved: rebuild both trees at their next decision
+    else:
+        g_dirty[:, :] = 1

@@ -29,7 +29,7 @@ import numpy as np
 from .containers import fifo_push, fifo_remove, heap_pop, heap_push
 from .jit import alloc_kernel, kernel
 from .policy.hooks import policy_choose, policy_outcome, policy_refresh, policy_routed
-from .scoring import argmin_pods, argmin_score, update_prices
+from .scoring import choose, mark, update_prices
 from .structs import (
     ARRIVED,
     ARRIVED_M,
@@ -123,9 +123,9 @@ def hist_add(hist, row, x):
 
 @kernel
 def add_count(count, g_dirty, pr, pod, j, delta):
-    """Change worker ``j``'s load numerator and mark its pod's cached minimum stale."""
+    """Change worker ``j``'s load numerator and mark its routing cache stale."""
     count[j] += delta
-    g_dirty[0 if j < pr.n_prefill else 1, pod[j]] = 1
+    mark(g_dirty, pr, pod, j)
 
 
 @kernel
@@ -287,30 +287,6 @@ def first_token(wi, wf, qi, qf, ctr, hp_i, hp_t, pr, i, fin):
 
 
 @kernel
-def choose(count, base, g_min, g_dirty, pr, pod, g, lo, hi, scale, home, start):
-    """Route among workers ``[lo, hi)`` (group ``g``: 0 prefill, 1 decode) by the
-    study's score: the pick of every policy without hooks."""
-    path = pr.lambda_p * pr.cross_pod_cost
-    if pr.incremental:
-        return argmin_pods(
-            g_min,
-            g_dirty,
-            g,
-            lo,
-            (hi - lo) // pr.n_pods,
-            pr.n_pods,
-            count,
-            scale,
-            base,
-            pod,
-            home,
-            path,
-            start,
-        )
-    return argmin_score(lo, hi, count, scale, base, pod, home, path, start)
-
-
-@kernel
 def prefill_done(
     wi, wf, count, base, g_min, g_dirty, qi, qf, ctr, cnt, win, ts, hist, lat_sum, pr, pod, i, t, w
 ):
@@ -370,7 +346,7 @@ def to_decode(wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, pr, pod, i, d, 
 @kernel
 def arrive(
     wi, wf, count, base, g_min, g_dirty, qi, qf, ctr, cnt, win, ts, dl_i, dl_t, pr, pod,
-    a, prompt, out, ing, tie_p, tie_d, w,
+    a, prompt, out, ing, tie_p, tie_d, w, active,
 ):  # fmt: skip
     """A request arrives at ``a``: take a pool place, count it, queue its deadline, and
     route it to a prefill worker (a policy with hooks: :func:`advance` does that).
@@ -406,12 +382,12 @@ def arrive(
             count, base, g_min, g_dirty, pr, pod, 0, 0, pr.n_prefill, pr.prefill_load_scale, ing,
             tie_p,
         )  # fmt: skip
-        to_prefill(wi, wf, count, g_dirty, qi, ctr, cnt, win, ts, pr, pod, i, p, w)
+        to_prefill(wi, wf, count, g_dirty, qi, ctr, cnt, win, ts, pr, pod, i, p, w, active)
     return i
 
 
 @kernel
-def to_prefill(wi, wf, count, g_dirty, qi, ctr, cnt, win, ts, pr, pod, i, p, w):
+def to_prefill(wi, wf, count, g_dirty, qi, ctr, cnt, win, ts, pr, pod, i, p, w, active):
     """Queue ``i`` at prefill worker ``p``. Returns OUT_FAILURE if ``p`` is down."""
     cnt[DECISIONS] += 1
     ts[TS_ROUTED, w, pod[p]] += 1
@@ -423,44 +399,63 @@ def to_prefill(wi, wf, count, g_dirty, qi, ctr, cnt, win, ts, pr, pod, i, p, w):
         return OUT_FAILURE
     qi[Q_STATE, i] = PQ
     add_count(count, g_dirty, pr, pod, p, +1)
+    active[p >> 6] |= np.int64(1) << (p & 63)  # p has work: serve_prefill visits it
     fifo_push(wi, qi, p, i)
     return NO_OUTCOME
 
 
 @kernel
-def serve_prefill(wi, wf, qi, qf, pr, t0, t1):
+def serve_prefill(wi, wf, qi, qf, pr, t0, t1, active):
     """Serve every prefill FIFO exactly over ``[t0, t1)``; buffer the prefill ends.
 
-    One call per step, looping over workers inside: a call per worker passed four arrays
-    each time, and their reference counting (atomics) was the largest single cost of a
-    default run (benchmarks/PROFILE.md). Returns how many prefills ended.
+    Only workers with work are visited: ``active`` is a bitmap of prefill workers (bit
+    ``p & 63`` of word ``p >> 6``) set when a request joins an empty FIFO and cleared at
+    the first step start that finds the worker idle (its busy fraction then drops to 0
+    and stays there), so an idle worker costs nothing. Workers are visited in index order,
+    as a full loop would, so the buffered prefill ends keep the same order on ties.
+    Returns how many prefills ended.
     """
     nbuf = 0
-    for p in range(pr.n_prefill):
-        i = wi[W_HEAD, p]
-        if i < 0 or wi[W_DOWN, p] != 0:
-            wf[W_BUSY, p] = 0.0
+    for wd in range(active.size):
+        bits = active[wd]
+        if bits == 0:
             continue
-        t = t0
-        busy = 0.0
-        while i >= 0:
-            start = max(t, qf[Q_T, i])
-            if start >= t1:
-                break
-            fin = start + qf[Q_REM, i] / pr.prefill_rate
-            if fin > t1:
-                busy += t1 - start
-                qf[Q_REM, i] -= (t1 - start) * pr.prefill_rate
-                break
-            busy += fin - start
-            t = fin
-            qf[Q_REM, i] = 0.0
-            fifo_remove(wi, qi, p, i)
-            qf[BUF_T, nbuf] = fin
-            qi[BUF_ID, nbuf] = i
-            nbuf += 1
-            i = wi[W_HEAD, p]
-        wf[W_BUSY, p] = busy / pr.dt
+        for b in range(64):
+            if (bits >> b) & 1 == 0:
+                continue
+            p = (wd << 6) + b
+            nbuf = serve_one(wi, wf, qi, qf, pr, t0, t1, active, p, nbuf)
+    return nbuf
+
+
+@kernel
+def serve_one(wi, wf, qi, qf, pr, t0, t1, active, p, nbuf):
+    """Prefill worker ``p``'s FIFO over ``[t0, t1)``; returns the buffer's new length."""
+    i = wi[W_HEAD, p]
+    if i < 0 or wi[W_DOWN, p] != 0:
+        wf[W_BUSY, p] = 0.0
+        active[p >> 6] &= ~(np.int64(1) << (p & 63))
+        return nbuf
+    t = t0
+    busy = 0.0
+    while i >= 0:
+        start = max(t, qf[Q_T, i])
+        if start >= t1:
+            break
+        fin = start + qf[Q_REM, i] / pr.prefill_rate
+        if fin > t1:
+            busy += t1 - start
+            qf[Q_REM, i] -= (t1 - start) * pr.prefill_rate
+            break
+        busy += fin - start
+        t = fin
+        qf[Q_REM, i] = 0.0
+        fifo_remove(wi, qi, p, i)
+        qf[BUF_T, nbuf] = fin
+        qi[BUF_ID, nbuf] = i
+        nbuf += 1
+        i = wi[W_HEAD, p]
+    wf[W_BUSY, p] = busy / pr.dt
     return nbuf
 
 
@@ -573,6 +568,7 @@ def advance(
     ts_price,
     hist,
     lat_sum,
+    active,
     pw_i,
     pw_f,
     pg_i,
@@ -603,7 +599,7 @@ def advance(
 ):
     """Advance one scheduler from step ``s0`` to ``s1``; return the arrivals consumed.
 
-    The first 23 arguments are the fields of a :class:`~.structs.State`; ``kn``: the
+    The first 24 arguments are the fields of a :class:`~.structs.State`; ``kn``: the
     policy's knobs. ``arrival`` ... ``u``: the block's requests (``u``: their policy
     draws, ``[n, N_U]``). ``f_true`` and ``f_obs``: ``[s1 - s0, n_pods]`` true and
     observed factors; ``labels``: ``[n_refresh, n_workers]``; ``u_tick``: the policy's
@@ -674,7 +670,7 @@ def advance(
             a = arrival[nxt]
             i = arrive(
                 wi, wf, count, base, g_min, g_dirty, qi, qf, ctr, cnt, win, ts, dl_i, dl_t, pr,
-                pod, a, prompt[nxt], output[nxt], ingress[nxt], tie_p[nxt], tie_d[nxt], w,
+                pod, a, prompt[nxt], output[nxt], ingress[nxt], tie_p[nxt], tie_d[nxt], w, active,
             )  # fmt: skip
             if pr.hooks:
                 if pr.keep_draws:  # the decode decision's and the outcomes' draws, for later
@@ -687,14 +683,19 @@ def advance(
                     pw_i, pw_f, pg_i, pg_f, kn,
                 )  # fmt: skip
                 policy_routed(pr, p, pg_i, kn)
-                if to_prefill(wi, wf, count, g_dirty, qi, ctr, cnt, win, ts, pr, pod, i, p, w) >= 0:
+                if (
+                    to_prefill(
+                        wi, wf, count, g_dirty, qi, ctr, cnt, win, ts, pr, pod, i, p, w, active
+                    )
+                    >= 0
+                ):
                     charge_policy(
                         pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i,
                         OUT_FAILURE, a,
                     )  # fmt: skip
             nxt += 1
         # 5. prefill service, then decode routing in order of prefill end
-        nbuf = serve_prefill(wi, wf, qi, qf, pr, t0, t1)
+        nbuf = serve_prefill(wi, wf, qi, qf, pr, t0, t1, active)
         if nbuf > 0:
             sort_buffer(qi, qf, nbuf)
             for k in range(nbuf):

@@ -128,6 +128,7 @@ class Params(NamedTuple):
     keep_draws: int  # 1: keep each request's decode and outcome draws (qf[Q_U:])
     tick: float  # s between the policy's timer ticks (0: none)
     price_on: int  # 1: compute the risk price every step (the policy pays it or reads util)
+    tree: int  # 1: route through one tournament tree per group, 0: per-pod minima
 
 
 class State(NamedTuple):
@@ -152,6 +153,7 @@ class State(NamedTuple):
     ts_price: np.ndarray  # float64[n_win, n_pods]: sum over steps of the pod mean price
     hist: np.ndarray  # int64[2, HIST_BINS]: TTFT and e2e of completed measured requests
     lat_sum: np.ndarray  # float64[2]: their sums (for the means)
+    active: np.ndarray  # int64[n_workers / 64]: bitmap of prefill workers with work
     # the policy's own state, shapes declared by the policy (otfr_vec.policies)
     pw_i: np.ndarray  # int64[rows, n_workers]
     pw_f: np.ndarray  # float64[rows, n_workers]
@@ -159,11 +161,20 @@ class State(NamedTuple):
     pg_f: np.ndarray  # float64[rows, width]
 
 
+TREE_LIST = 256  # tree routing: workers listed as changed before a rebuild is cheaper
+
+
 def new_state(
-    n_workers: int, n_pods: int, n_win: int, capacity: int, policy_shape=(0, 0, 0, 0, 0)
+    n_workers: int,
+    n_pods: int,
+    n_win: int,
+    capacity: int,
+    policy_shape=(0, 0, 0, 0, 0),
+    tree_len: int = 0,
 ) -> State:
     """A fresh state; ``policy_shape``: the policy's (int rows, float rows per worker,
-    global int rows, global float rows, global width)."""
+    global int rows, global float rows, global width); ``tree_len`` > 0: the routing
+    caches hold two tournament trees of that length (kernels/scoring.py)."""
     i8, f8 = np.int64, np.float64
     cap = max(int(capacity), 16)
     wi = np.zeros((N_WI, n_workers), i8)
@@ -180,8 +191,8 @@ def new_state(
         wf=np.zeros((N_WF, n_workers), f8),
         count=np.zeros(n_workers, i8),
         base=np.zeros(n_workers, f8),
-        g_min=np.zeros((2, n_pods), f8),
-        g_dirty=np.ones((2, n_pods), i8),
+        g_min=np.zeros((2, tree_len or n_pods), f8),
+        g_dirty=np.full((2, 1 + TREE_LIST), -1, i8) if tree_len else np.ones((2, n_pods), i8),
         qi=qi,
         qf=np.zeros((N_QF, cap), f8),
         dl_i=np.zeros((2, cap), i8),
@@ -195,6 +206,7 @@ def new_state(
         ts_price=np.zeros((n_win, n_pods), f8),
         hist=np.zeros((2, HIST_BINS), i8),
         lat_sum=np.zeros(2, f8),
+        active=np.zeros((n_workers + 63) // 64, i8),
         pw_i=np.zeros((policy_shape[0], n_workers), i8),
         pw_f=np.zeros((policy_shape[1], n_workers), f8),
         pg_i=np.zeros((policy_shape[2], max(policy_shape[4], 1)), i8),

@@ -2,6 +2,7 @@
 uniform draws mapped to indices."""
 
 from ..jit import kernel
+from ..scoring import mark
 from ..structs import W_PI
 
 # a base term that takes a worker out of an argmin unless every candidate carries it
@@ -30,7 +31,7 @@ def rebase(base, g_dirty, pr, pod, wf, health, pw_f, j):
     """Recompute worker ``j``'s base score after its policy term changed mid-step, with
     the operands :func:`..scoring.update_prices` uses (so the result is the same)."""
     base[j] = pr.lambda_f * health[j] + pr.lambda_r * wf[W_PI, j] + pw_f[EXTRA, j]
-    g_dirty[0 if j < pr.n_prefill else 1, pod[j]] = 1
+    mark(g_dirty, pr, pod, j)
 
 
 @kernel

@@ -15,7 +15,7 @@ A policy's state lives in arrays it declares (``pw_i``, ``pw_f`` per worker, ``p
 """
 
 from ..jit import kernel
-from ..scoring import argmin_pods, argmin_score
+from ..scoring import choose
 from ..structs import NEXT_TICK
 from . import breaker, envoy_od, epp, p2c_lc, peak_ewma, prequal, wrr_orca
 from .ids import BREAKER, ENVOY_OD, EPP, P2C_LC, PEAK_EWMA, PREQUAL, WRR
@@ -102,13 +102,7 @@ def policy_choose(
     if pr.policy == P2C_LC:
         return p2c_lc.choose(count, kn, lo, hi, u0, u1, u2, u3)
     # the score family (the study's five, breaker, epp): lowest count * scale + base
-    path = pr.lambda_p * pr.cross_pod_cost
-    if pr.incremental:
-        return argmin_pods(
-            g_min, g_dirty, g, lo, (hi - lo) // pr.n_pods, pr.n_pods, count, scale, base,
-            pod, home, path, start,
-        )  # fmt: skip
-    return argmin_score(lo, hi, count, scale, base, pod, home, path, start)
+    return choose(count, base, g_min, g_dirty, pr, pod, g, lo, hi, scale, home, start)
 
 
 @kernel
