@@ -1,8 +1,9 @@
 """The one place that sets Numba's options for every kernel.
 
 ``cache=True`` so a second process (a Dask worker, the next CLI call) loads the compiled
-kernels from ``__pycache__`` instead of compiling; ``nogil=True`` so threads can run
-kernels side by side; ``fastmath`` stays off: reductions must be bit-reproducible.
+kernels from the on-disk cache (see :func:`_cache_dir`) instead of compiling;
+``nogil=True`` so threads can run kernels side by side; ``fastmath`` stays off:
+reductions must be bit-reproducible.
 
 ``kernel`` compiles without Numba's runtime (``_nrt=False``): no reference counting.
 With it, every non-inlined call increfs and decrefs each array argument (an atomic
@@ -12,7 +13,39 @@ outlives the call. The few that allocate (a sort's scratch, a recount) are
 ``alloc_kernel``; Numba refuses to compile an allocation in a ``kernel``.
 """
 
+import hashlib
+import os
+from pathlib import Path
+
+import numba
 from numba import njit
+
+
+def _cache_dir() -> str:
+    """Numba's on-disk cache, in a folder named by a hash of every kernel source file.
+
+    Numba invalidates a cached function only when its *own* file changes: ``advance``
+    (step.py) calling an edited policy kernel (policy/*.py) would otherwise load its old
+    compiled copy, old policy code included. A new hash means a new folder, so an update
+    of any kernel file recompiles everything that calls it. The folder sits beside the
+    kernels (or under ``NUMBA_CACHE_DIR``, or ``~/.cache/otfr_vec`` where the package is
+    not writable); every process of a sweep computes the same name.
+    """
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(here.rglob("*.py")):
+        h.update(f.relative_to(here).as_posix().encode() + b"\0" + f.read_bytes())
+    name = f"otfr_vec-kernels-{h.hexdigest()[:16]}"
+    for base in (os.environ.get("NUMBA_CACHE_DIR"), here / "__pycache__"):
+        if not base:
+            continue
+        base = Path(base)
+        if os.access(base if base.exists() else base.parent, os.W_OK):
+            return str(base / name)
+    return str(Path.home() / ".cache" / "otfr_vec" / name)
+
+
+numba.config.CACHE_DIR = _cache_dir()  # before any @njit below registers its cache
 
 JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
 

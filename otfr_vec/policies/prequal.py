@@ -58,9 +58,9 @@ INDEX = {
 
 
 def bind(cfg, knobs: Prequal) -> Binding:
-    width = max(knobs.pool_size, knobs.rif_history, knobs.latency_samples, 1)
+    width = max(knobs.pool_size, knobs.rif_history, knobs.latency_samples, K.RIF_BINS)
     levels = knobs.rif_levels
-    shape = (2 * levels, levels * knobs.latency_samples, K.N_GI, K.N_GF, width)
+    shape = (2 * levels + 1, levels * knobs.latency_samples, K.N_GI, K.N_GF, width)
     return Binding(hooked(PREQUAL, cfg), knob_vector(knobs, INDEX, K.N_KNOBS), shape)
 
 

@@ -32,9 +32,12 @@ from .common import index_of
     N_KNOBS,
 ) = range(10)
 # per worker and RIF level b: pw_i rows 2b (samples held) and 2b + 1 (ring position),
-# pw_f rows b * latency_samples ... (b + 1) * latency_samples - 1 (the ring)
-# pg_i rows (group g: row + g) and META columns
-POOL_W, POOL_RIF, POOL_USES, RING, META, N_GI = 0, 2, 4, 6, 8, 9
+# pw_f rows b * latency_samples ... (b + 1) * latency_samples - 1 (the ring); the last
+# pw_i row (2 * levels) counts the levels holding samples
+# pg_i rows (group g: row + g) and META columns; RIF_HIST counts the ring's RIFs per
+# value (RIF_BINS of them, the last one for every RIF above), for its quantile
+POOL_W, POOL_RIF, POOL_USES, RING, META, RIF_HIST, N_GI = 0, 2, 4, 6, 8, 9, 11
+RIF_BINS = 4096
 M_RING_POS, M_RING_N, M_TOGGLE = 0, 2, 4
 # pg_f rows
 POOL_T, POOL_LAT, SCRATCH, N_GF = 0, 2, 4, 5
@@ -74,6 +77,8 @@ def median_at(pw_i, pw_f, pg_f, kn, j, b):
 def latency_estimate(pw_i, pw_f, pg_f, kn, j, rif):
     """The median latency at RIF level ``rif``, or at the nearest level with samples."""
     levels = int(kn[K_LEVELS])
+    if pw_i[2 * levels, j] == 0:
+        return 0.0  # no completion measured yet
     b0 = min(rif, levels - 1)
     for d in range(levels):
         for b in (b0 - d, b0 + d):
@@ -92,16 +97,23 @@ def outcome(pw_i, pw_f, kn, j, kind, latency, rif):
     pos = pw_i[2 * b + 1, j]
     pw_f[b * s + pos, j] = latency
     pw_i[2 * b + 1, j] = (pos + 1) % s
+    if pw_i[2 * b, j] == 0:
+        pw_i[2 * int(kn[K_LEVELS]), j] += 1
     pw_i[2 * b, j] = min(pw_i[2 * b, j] + 1, s)
 
 
 @kernel
 def threshold(pg_i, pg_f, kn, g):
+    """The ``q_rif`` quantile of the RIF history: element ``int(q (n - 1))`` of its sorted
+    values, read off the per-value counts (exact for RIFs below RIF_BINS - 1)."""
     n = pg_i[META, M_RING_N + g]
-    for k in range(n):
-        pg_f[SCRATCH, k] = pg_i[RING + g, k]
-    sort_prefix(pg_f[SCRATCH], n)
-    return pg_f[SCRATCH, int(kn[K_QRIF] * (n - 1))]
+    rank = int(kn[K_QRIF] * (n - 1))
+    seen = 0
+    for v in range(RIF_BINS):
+        seen += pg_i[RIF_HIST + g, v]
+        if seen > rank:
+            return float(v)
+    return float(RIF_BINS - 1)
 
 
 @kernel
@@ -127,6 +139,9 @@ def insert(pg_i, pg_f, kn, g, x, rif, lat, t, uses):
     pg_f[POOL_LAT + g, slot] = lat
     ring = int(kn[K_RING])  # the RIF history behind the hot/cold threshold
     pos = pg_i[META, M_RING_POS + g]
+    if pg_i[META, M_RING_N + g] == ring:  # full: the oldest value leaves the counts
+        pg_i[RIF_HIST + g, min(pg_i[RING + g, pos], RIF_BINS - 1)] -= 1
+    pg_i[RIF_HIST + g, min(rif, RIF_BINS - 1)] += 1
     pg_i[RING + g, pos] = rif
     pg_i[META, M_RING_POS + g] = (pos + 1) % ring
     pg_i[META, M_RING_N + g] = min(pg_i[META, M_RING_N + g] + 1, ring)
@@ -169,6 +184,13 @@ def probe_targets(n, k, u0, u1, u2):
 
 
 @kernel
+def probe(pw_i, pw_f, pg_i, pg_f, count, kn, g, w, t, uses):
+    """Worker ``w`` answers a probe (its RIF and its latency at that RIF): into the pool."""
+    lat = latency_estimate(pw_i, pw_f, pg_f, kn, w, count[w])
+    insert(pg_i, pg_f, kn, g, w, count[w], lat, t, uses)
+
+
+@kernel
 def choose(pw_i, pw_f, pg_i, pg_f, count, kn, g, lo, hi, t, u0, u1, u2, u3):
     n = hi - lo
     pool = int(kn[K_POOL])
@@ -178,11 +200,11 @@ def choose(pw_i, pw_f, pg_i, pg_f, count, kn, g, lo, hi, t, u0, u1, u2, u3):
     reuse = max(1.0, (1.0 + kn[K_DELTA]) / den) if den > 0 else 1.0
     uses = int(reuse) + (1 if u3 < reuse - int(reuse) else 0)
     a, b, c = probe_targets(n, k, u0, u1, u2)
-    for x in (a, b, c):
-        if x >= 0:
-            w = lo + x
-            lat = latency_estimate(pw_i, pw_f, pg_f, kn, w, count[w])
-            insert(pg_i, pg_f, kn, g, w, count[w], lat, t, uses)
+    probe(pw_i, pw_f, pg_i, pg_f, count, kn, g, lo + a, t, uses)
+    if b >= 0:
+        probe(pw_i, pw_f, pg_i, pg_f, count, kn, g, lo + b, t, uses)
+    if c >= 0:
+        probe(pw_i, pw_f, pg_i, pg_f, count, kn, g, lo + c, t, uses)
     for s in range(pool):  # expire
         if pg_i[POOL_W + g, s] >= 0 and t - pg_f[POOL_T + g, s] > kn[K_MAX_AGE]:
             pg_i[POOL_W + g, s] = -1
