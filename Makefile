@@ -47,7 +47,7 @@ lint: $(STAMP)  ## ruff lint and format check
 format: $(STAMP)  ## ruff autoformat
 	$(BIN)/ruff format otfr_vec tests benchmarks
 
-bench: $(STAMP)  ## decision latency, simulator throughput, pure-Python reference; writes benchmarks/RESULTS.md (~80 s)
+bench: $(STAMP)  ## every benchmark into outputs/benchmarks (ARGS=--record: refresh benchmarks/RESULTS.md; ~15 min)
 	$(BIN)/python -m benchmarks $(ARGS)
 
 update-baseline: $(STAMP)  ## refresh tests/baselines/metrics.json after an intended change of results (say why in the commit)

@@ -1,10 +1,17 @@
-"""One command for every benchmark: ``python -m benchmarks [--quick] [options]``.
+"""One command for every benchmark: ``python -m benchmarks [--quick] [--record] [options]``.
 
-Prints the tables and writes ``benchmarks/RESULTS.md``: machine, versions, date, the
-command, and every figure as the median with its min-max over repeats; ratios are
-between figures of the same run. Timings on a shared machine are noisy: compare medians.
-The same figures go to ``RESULTS.json`` beside it (``record`` below), which the report
-reads for R10.
+Prints the tables and writes ``outputs/benchmarks/RESULTS.md`` (``--record``: the
+committed ``benchmarks/RESULTS.md``): machine, load, versions, date, commit, the command,
+and every figure as the median with its min-max over repeats; ratios are between figures
+of the same run. Timings on a shared machine are noisy: compare medians, and read the
+load recorded before and after. The same figures go to ``RESULTS.json`` beside it
+(``record`` below), which the report reads for R10.
+
+Sections: the study's decision kernel (full scan, per-pod minima, tree, Python);
+every registered policy's decision latency (``policy_decision``); simulator throughput
+for the study's five and for each policy alone; the five on the kernels of a baseline
+commit, same machine, same session (``--baseline``, before/after); the pure-Python
+reference; join-the-shortest-queue against a SimPy model of the same queues (``jsq``).
 """
 
 from __future__ import annotations
@@ -22,10 +29,13 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from . import decision, simulate
+from otfr_vec import policies
+
+from . import decision, policy_decision, simulate
 
 STUDY_NS = 1e6  # the study: about 1 ms per FaultAwareOTF-R decision over 1024 targets
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 VARIANTS = {
     "full": "in-kernel full scan",
     "pods": "in-kernel per-pod minima",
@@ -62,10 +72,37 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--ref-workers", type=int, default=1024)
     ap.add_argument("--ref-duration", type=float, default=10.0, help="simulated s, in [10, 300]")
     ap.add_argument("--ref-scheduler", default="fault_aware_otfr")
-    ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    ap.add_argument(
+        "--policy-sizes",
+        type=_ints,
+        default=[64, 1024, 16384, 65536],
+        help="targets for every policy's decision latency",
+    )
+    ap.add_argument(
+        "--baseline",
+        default="cc9d1c9",
+        help="commit whose kernels run the five schedulers beside these (before/after); '' to skip",
+    )
+    ap.add_argument(
+        "--jsq-workers",
+        type=_ints,
+        default=[1024, 4096, 16384, 65536],
+        help="join-the-shortest-queue sizes (kernels against SimPy)",
+    )
+    ap.add_argument(
+        "--record",
+        action="store_true",
+        help="refresh the committed record benchmarks/RESULTS.md (default: outputs/benchmarks)",
+    )
+    ap.add_argument("--out", type=Path, help="the Markdown record to write (overrides --record)")
     args = ap.parse_args(argv)
+    if args.out is None:
+        args.out = (
+            HERE / "RESULTS.md" if args.record else ROOT / "outputs" / "benchmarks" / "RESULTS.md"
+        )
     if args.quick:
         args.sizes, args.sim_workers, args.repeats, args.sim_repeats = [64, 1024], [1024], 3, 1
+        args.policy_sizes, args.jsq_workers, args.baseline = [64, 1024], [1024], ""
     args.schedulers = [s for s in args.schedulers.split(",") if s]
     errors = []
     for n in args.sizes:
@@ -115,6 +152,7 @@ def machine_info() -> dict:
         commit = "?"
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "load": list(os.getloadavg()),
         "cpu": cpu,
         "cores": os.cpu_count(),
         "os": f"{platform.system()} {platform.release()}",
@@ -126,9 +164,12 @@ def machine_info() -> dict:
 
 
 def machine(m: dict) -> list[str]:
+    load = " / ".join(f"{x:.2f}" for x in m["load"])
+    end = " / ".join(f"{x:.2f}" for x in m.get("load_end", ())) or "?"
     return [
         f"- date: {m['date']}",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['os']}",
+        f"- load average (1 / 5 / 15 min) at the start: {load}; at the end: {end}",
         f"- Python {m['python']}, NumPy {m['numpy']}, Numba {m['numba']}",
         f"- git commit {m['commit']} (plus uncommitted changes, if any)",
         "- one thread; the kernels are compiled (or loaded from numba's cache) before timing",
@@ -259,6 +300,126 @@ def reference_section(args, log, rec: dict) -> list[str]:
     ]
 
 
+def policy_section(args, log, rec: dict) -> list[str]:
+    policy_decision.warm()
+    names = policies.names()
+    rows = []
+    rec["policy_decision"] = {"unit": "ns per decision", "repeats": args.repeats, "rows": rows}
+    lines = [
+        f"## Every policy's decision (ns per decision, median [min-max] over {args.repeats} "
+        "repeats)",
+        "",
+        "A compiled loop of decisions through the step kernel's own seam "
+        "(`benchmarks/policy_decision.py`): a state of the simulator's kind with N prefill "
+        "targets mid-run (loads 0-8, prices, 1/8 of the pods degraded), each decision "
+        "followed by the router's load update; the routing cache the engine picks for that "
+        "layout (per-pod minima, or trees at 65,536 in one row of pods x workers).",
+        "",
+        "| policy | group | " + " | ".join(f"{n:,} targets" for n in args.policy_sizes) + " |",
+        "|---|---|" + "---|" * len(args.policy_sizes),
+    ]
+    for name in names:
+        cells = []
+        for n in args.policy_sizes:
+            r = policy_decision.bench(n, name, args.repeats, decisions=20_000)
+            rows.append({"policy": name, "targets": n, "ns": r["ns"], "route": r["route"]})
+            cells.append(fmt(r["ns"]))
+        lines.append(f"| `{name}` | {policies.get(name).group} | " + " | ".join(cells) + " |")
+        log(f"policy decision {name:22s} " + "  ".join(c.split(" ")[0] for c in cells))
+    return lines
+
+
+def per_policy_section(args, log, rec: dict) -> list[str]:
+    rows = []
+    rec["policy_throughput"] = {"workers": 1024, "sim_duration_s": args.sim_duration, "rows": rows}
+    lines = [
+        "## Each policy alone, whole run (1024 workers, one thread)",
+        "",
+        f"The shortened default scenario of the next table (sim.duration={args.sim_duration:g}"
+        f" s), one policy per run; median [min-max] over {args.sim_repeats} repeats.",
+        "",
+        "| policy | requests/s | ns/request |",
+        "|---|---|---|",
+    ]
+    for name in policies.names():
+        m = simulate.in_subprocess(1024, args.sim_duration, args.sim_repeats, [name])
+        rps = spread([m["requests"] / w for w in m["wall"]])
+        ns = spread([w / m["requests"] * 1e9 for w in m["wall"]])
+        rows.append({"policy": name, "requests_per_s": rps, "ns_per_request": ns})
+        lines.append(f"| `{name}` | {fmt(rps, digits=0)} | {fmt(ns, digits=0)} |")
+        log(f"throughput {name:22s} {rps[0]:,.0f} requests/s")
+    return lines
+
+
+def baseline_section(args, log, rec: dict) -> list[str]:
+    """The study's five on this tree's kernels and on a baseline commit's, alternately."""
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="otfr_vec-baseline-"))
+    arc = subprocess.run(
+        ["git", "archive", args.baseline, "otfr_vec", "conf"], cwd=ROOT, capture_output=True
+    )
+    if arc.returncode:
+        raise SystemExit(f"--baseline {args.baseline}: git archive failed: {arc.stderr.decode()}")
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=arc.stdout, check=True)
+    study = list(policies.names("study"))
+    now, then = [], []
+    for _ in range(args.sim_repeats):
+        for out, path in ((now, None), (then, tmp)):
+            m = simulate.in_subprocess(1024, args.sim_duration, 1, study, pythonpath=path)
+            out.append(m["requests"] / m["wall"][0])
+    a, b = spread(now), spread(then)
+    ratio = spread([x / y for x, y in zip(now, then, strict=True)])
+    rec["baseline"] = {"commit": args.baseline, "now": a, "baseline": b, "speed_up": ratio}
+    log(f"baseline {args.baseline}: {b[0]:,.0f} -> {a[0]:,.0f} requests/s ({ratio[0]:.2f}x)")
+    return [
+        f"## The study's five before and after (baseline commit {args.baseline})",
+        "",
+        "The same shortened default run (1024 workers, five schedulers, one thread) on this "
+        f"tree's kernels and on those of commit {args.baseline}, alternately in one session, "
+        f"{args.sim_repeats} pairs; the baseline's kernels compile into their own cache.",
+        "",
+        "| kernels | requests/s |",
+        "|---|---|",
+        f"| {args.baseline} | {fmt(b, digits=0)} |",
+        f"| this tree | {fmt(a, digits=0)} |",
+        f"| speed-up (pairwise) | {fmt(ratio, digits=2)} |",
+    ]
+
+
+def jsq_section(args, log, rec: dict) -> list[str]:
+    rows = []
+    rec["jsq"] = {"rows": rows}
+    lines = [
+        "## Join the shortest queue: the kernels against SimPy",
+        "",
+        "One pod of N single-server queues, prefill-only, Poisson arrivals at load 0.8, "
+        "exponential service (mean 0.2 s), 1 s patience in the queue, least connections "
+        "(`benchmarks/jsq.py`); the SimPy model finds a shortest queue in O(1). Simulated "
+        "requests per CPU second; the kernels route through tournament trees here.",
+        "",
+        "| workers | kernels requests/s | kernels ns/request | SimPy requests/s | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for n in args.jsq_workers:
+        kd = max(4.0, 60.0 * 1024 / n)
+        sd = max(1.0, 20.0 * 1024 / n)
+        cmd = [sys.executable, "-m", "benchmarks.jsq", str(n), str(kd), str(sd)]
+        r = json.loads(
+            subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        rows.append(r)
+        k, sp = r["kernel"], r["simpy"]
+        lines.append(
+            f"| {n:,} | {k['requests_per_s']:,.0f} | {k['ns_per_request']:,.0f} | "
+            f"{sp['requests_per_s']:,.0f} | {r['ratio']:.0f} |"
+        )
+        log(f"jsq n={n}: kernels {k['requests_per_s']:,.0f}, SimPy {sp['requests_per_s']:,.0f}")
+    return lines
+
+
 def main(argv=None) -> None:
     args = parse(argv)
     t0 = time.perf_counter()
@@ -267,8 +428,12 @@ def main(argv=None) -> None:
         print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
 
     rec: dict = {"machine": machine_info()}
-    body = decision_section(args, log, rec) + [""] + sim_section(args, log, rec) + [""]
-    body += reference_section(args, log, rec)
+    body = decision_section(args, log, rec) + [""] + policy_section(args, log, rec) + [""]
+    body += sim_section(args, log, rec) + [""] + per_policy_section(args, log, rec) + [""]
+    if args.baseline:
+        body += baseline_section(args, log, rec) + [""]
+    body += reference_section(args, log, rec) + [""] + jsq_section(args, log, rec)
+    rec["machine"]["load_end"] = list(os.getloadavg())
     cmd = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
     rec.update(command=cmd.strip(), took_s=round(time.perf_counter() - t0, 1))
     head = [
@@ -280,6 +445,7 @@ def main(argv=None) -> None:
         "",
     ]
     text = "\n".join(head + body) + "\n"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     record(rec, args.out)
     print(text)

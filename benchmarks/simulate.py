@@ -39,11 +39,15 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def measure(workers: int, duration: float, repeats: int) -> dict:
-    """Run in this process: throughput of the kernels at one size (all five schedulers)."""
-    run(make_config(["cluster.pods=2", "cluster.workers_per_pod=4", *overrides(4, 10.0)[2:]]))
+def measure(workers: int, duration: float, repeats: int, schedulers=None) -> dict:
+    """Run in this process: throughput of the kernels at one size (the five schedulers, or
+    ``schedulers``)."""
+    pick = [f"schedulers=[{','.join(schedulers)}]"] if schedulers else []
+    run(
+        make_config(["cluster.pods=2", "cluster.workers_per_pod=4", *overrides(4, 10.0)[2:], *pick])
+    )
     rss_warm = _rss_mib()
-    cfg = make_config(overrides(workers, duration))
+    cfg = make_config([*overrides(workers, duration), *pick])
     walls = []
     for _ in range(repeats):
         res = run(cfg)
@@ -51,7 +55,10 @@ def measure(workers: int, duration: float, repeats: int) -> dict:
     n_sched = len(res.states)
     requests = sum(int(st.cnt[ARRIVED]) for st in res.states.values())
     steps = res.scenario.n_steps * res.scenario.layout.n_workers * n_sched
+    import otfr_vec
+
     return {
+        "package": otfr_vec.__file__,
         "workers": workers,
         "duration": duration,
         "schedulers": n_sched,
@@ -63,10 +70,26 @@ def measure(workers: int, duration: float, repeats: int) -> dict:
     }
 
 
-def in_subprocess(workers: int, duration: float, repeats: int) -> dict:
+def in_subprocess(workers: int, duration: float, repeats: int, schedulers=None, pythonpath=None):
+    """:func:`measure` in a fresh process (``pythonpath``: another tree's ``otfr_vec``)."""
+    import os
+    from pathlib import Path
+
     cmd = [sys.executable, "-m", "benchmarks.simulate", str(workers), str(duration), str(repeats)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    cmd += [",".join(schedulers)] if schedulers else []
+    root = Path(__file__).resolve().parents[1]
+    env, cwd = dict(os.environ), root
+    if pythonpath is not None:  # otfr_vec from there, the benchmarks package from here:
+        # python -m puts the working directory first on sys.path, so run from there
+        env["PYTHONPATH"] = f"{pythonpath}{os.pathsep}{root}"
+        env["NUMBA_CACHE_DIR"] = str(Path(pythonpath) / "numba-cache")
+        cwd = pythonpath
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=cwd, env=env)
+    m = json.loads(out.stdout.strip().splitlines()[-1])
+    want = Path(pythonpath or root).resolve()
+    if not Path(m["package"]).resolve().is_relative_to(want):
+        raise RuntimeError(f"the run used {m['package']}, not otfr_vec under {want}")
+    return m
 
 
 def reference_pair(workers: int, duration: float, scheduler: str, repeats: int) -> dict:
@@ -87,4 +110,5 @@ def reference_pair(workers: int, duration: float, scheduler: str, repeats: int) 
 
 if __name__ == "__main__":
     n, d, rep = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
-    print(json.dumps(measure(n, d, rep)))
+    scheds = sys.argv[4].split(",") if len(sys.argv) > 4 else None
+    print(json.dumps(measure(n, d, rep, scheds)))
