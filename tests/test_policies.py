@@ -245,8 +245,8 @@ def test_epp_scores_snapshots_and_treats_stale_ones_as_saturated():
     # waiting 0, 0, 0, 2: queue scores 1, 1, 1, 0; KV held (in service): 0, 0, 1, 1 of 48
     assert score[0] == pytest.approx(4.0) and score[2] == pytest.approx(2 + 2 * (1 - 1 / 48))
     assert score[3] == pytest.approx(2 * (1 - 1 / 48))
-    # decode: no queue (all score 1), KV = slots / 48
-    assert score[N_PF + 5] == pytest.approx(2 + 2 * (1 - 5 / 48))
+    # decode (the P/D decode profile): queue only, weight 1; no one waits: all score 1
+    assert score[N_PF + 5] == pytest.approx(1.0) and score[N_PF + 15] == pytest.approx(1.0)
     t.wi[W_DOWN, 0] = 1  # worker 0 stops answering scrapes
     epp.scrape(t.pr, t.wi, t.qi, t.count, t.pw_f, t.kn, 0.1)
     assert t.pw_f[EXTRA, 0] < 0  # 0.1 s old: still used

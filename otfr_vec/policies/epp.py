@@ -1,17 +1,20 @@
-"""The llm-d endpoint picker, default profile: ``epp`` and, with the risk price as one
-more scorer, ``epp_otfr``.
+"""The llm-d endpoint picker: ``epp`` and, with the risk price as one more scorer,
+``epp_otfr``.
 
-Weighted scorers on engine metrics scraped every ``scrape_interval``: queue depth
-(weight 2) and KV-cache utilisation (weight 2); the default profile's prefix-cache
-scorer (weight 3) is left out because the model has no prefix reuse (it would score 0 for
-every worker). Max-score picker with a random tie-break. A worker whose snapshot is older
-than ``staleness`` counts as saturated and is filtered out. The picker does not see its
-own decisions between scrapes. KV utilisation of a prefill worker: requests whose KV it
-holds (in prefill or not yet sent) over ``service.decode_slots`` (the model has no KV
-memory; this is the capacity a decode worker has).
+Weighted scorers on engine metrics scraped every ``scrape_interval``. Prefill workers:
+the default profile, queue depth (weight 2) and KV-cache utilisation (weight 2); decode
+workers: the P/D deployment's decode profile, queue depth (weight 1). Both profiles'
+prefix-cache scorers (weights 3 and 2) are left out because the model has no prefix
+reuse (they would score 0 for every worker). Max-score picker with a random tie-break.
+A worker whose snapshot is older than ``staleness`` counts as saturated and is filtered
+out. The picker does not see its own decisions between scrapes. KV utilisation of a
+prefill worker: requests whose KV it holds (in prefill or not yet sent) over
+``service.decode_slots`` (the model has no KV memory; this is the capacity a decode
+worker has).
 
 Sources: llm-d/llm-d-inference-scheduler ``pkg/epp/config/loader/defaults.go`` (scorer
-weights), ``scorer/queuedepth``, ``scorer/kvcacheutilization``, ``picker/maxscore``,
+weights), ``deploy/config/pd-epp-config.yaml`` (the decode profile),
+``scorer/queuedepth``, ``scorer/kvcacheutilization``, ``picker/maxscore``,
 ``server/options.go`` (50 ms refresh), ``saturationdetector/utilization`` (200 ms
 staleness).
 """
@@ -32,8 +35,14 @@ SRC = "llm-d inference scheduler default profile (defaults.go, options.go)"
 class Epp:
     scrape_interval: float = knob(0.05, "s between metric scrapes", SRC, 0, None, True)
     staleness: float = knob(0.2, "s after which a snapshot counts as saturated", SRC, 0)
-    queue_weight: float = knob(2.0, "weight of the queue-depth scorer", SRC, 0)
-    kv_weight: float = knob(2.0, "weight of the KV-cache-utilisation scorer", SRC, 0)
+    queue_weight: float = knob(2.0, "prefill: weight of the queue-depth scorer", SRC, 0)
+    kv_weight: float = knob(2.0, "prefill: weight of the KV-cache-utilisation scorer", SRC, 0)
+    decode_queue_weight: float = knob(
+        1.0, "decode: weight of the queue-depth scorer", "llm-d pd-epp-config.yaml", 0
+    )
+    decode_kv_weight: float = knob(
+        0.0, "decode: weight of the KV-cache-utilisation scorer", "llm-d pd-epp-config.yaml", 0
+    )
 
 
 INDEX = {
@@ -41,6 +50,8 @@ INDEX = {
     K.K_STALE: "staleness",
     K.K_QUEUE_W: "queue_weight",
     K.K_KV_W: "kv_weight",
+    K.K_DQUEUE_W: "decode_queue_weight",
+    K.K_DKV_W: "decode_kv_weight",
 }
 
 

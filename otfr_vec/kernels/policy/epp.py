@@ -8,7 +8,9 @@ KV it holds, in service or not yet sent, over the same capacity). A worker that 
 answers no scrape; a snapshot older than ``staleness`` counts as saturated and the
 worker is filtered out (fail-open when every worker is). Scores, per group over the fresh
 candidates: queue ``(max q - q) / (max q - min q)`` (1 when all equal), KV ``1 - kv``;
-``total = queue_weight * queue + kv_weight * kv``. Between scrapes the snapshot does not
+``total = queue_weight * queue + kv_weight * kv`` for the prefill group (the default
+profile), ``decode_queue_weight`` and ``decode_kv_weight`` for the decode group (the P/D
+deployment's decode profile). Between scrapes the snapshot does not
 change: the picker does not see its own decisions (no active-request scorer in the
 default profile). The argmin kernel minimises ``-total`` (``EXTRA``), load weight 0,
 ties broken from the seeded start.
@@ -21,7 +23,7 @@ from ..jit import kernel
 from ..structs import W_DOWN, W_SLOTS
 from .common import EXTRA, MASK, group_hi, group_lo
 
-K_SCRAPE, K_STALE, K_QUEUE_W, K_KV_W, N_KNOBS = range(5)
+K_SCRAPE, K_STALE, K_QUEUE_W, K_KV_W, K_DQUEUE_W, K_DKV_W, N_KNOBS = range(7)
 Q_SNAP, KV_SNAP, T_SNAP, N_F = 1, 2, 3, 4  # row 0: EXTRA
 N_I = N_GI = 0
 
@@ -60,4 +62,6 @@ def scrape(pr, wi, qi, count, pw_f, kn, t):
                 continue
             qs = 1.0 if q_max == q_min else (q_max - pw_f[Q_SNAP, j]) / (q_max - q_min)
             kv = 1.0 - min(max(pw_f[KV_SNAP, j], 0.0), 1.0)
-            pw_f[EXTRA, j] = -(kn[K_QUEUE_W] * qs + kn[K_KV_W] * kv)
+            wq = kn[K_QUEUE_W] if g == 0 else kn[K_DQUEUE_W]
+            wkv = kn[K_KV_W] if g == 0 else kn[K_DKV_W]
+            pw_f[EXTRA, j] = -(wq * qs + wkv * kv)
