@@ -22,7 +22,7 @@ wheel: $(STAMP)  ## build dist/otfr_vec-*.whl (configuration and traces inside) 
 	$(BIN)/pip wheel --no-deps --quiet -w dist .
 	@ls dist/otfr_vec-*.whl
 
-sweep: $(STAMP)  ## the main job: the severity grid (r x scheduler x 4 seeds, ~1 min on 2 cores) into outputs/severity.zarr
+sweep: $(STAMP)  ## the main job: the severity grid (r x every scheduler x 4 seeds, ~4 min on 2 cores) into outputs/severity.zarr
 	$(BIN)/python -m otfr_vec.sweep +grid=severity $(ARGS)
 
 report: $(STAMP)  ## figures and REPORT.md from the stores in outputs/ (into outputs/report; ARGS="--use severity=PATH" picks among candidates)
