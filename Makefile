@@ -13,7 +13,7 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev,jobqueue]"
+	$(BIN)/pip install --quiet -e ".[dev,jobqueue,testbed]"
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install otfr_vec with its dev tools
