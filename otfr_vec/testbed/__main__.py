@@ -15,6 +15,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from ..config import ConfigError
 from .config import Options
 
 
@@ -65,7 +66,6 @@ def options(ns) -> Options:
 
 def main(argv: list[str] | None = None) -> int:
     ns = parser().parse_args(argv)
-    from ..config import ConfigError
     from .bed import HostBusy, TestbedError
     from .netns import NotRootError, require_root
 
@@ -92,14 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt as err:
         print(f"testbed: {err or 'interrupted'}", file=sys.stderr)
-        return 130
+        return 143 if "SIGTERM" in str(err) else 130
 
 
-def save_store(ds, path: Path) -> None:
-    """Write ``ds`` to ``path`` atomically; replace only a store the testbed wrote."""
+def check_out(path: Path) -> None:
+    """Refuse, before running, to replace anything but a store the testbed wrote."""
     import xarray as xr
-
-    from ..run import save
 
     if path.exists():
         try:
@@ -109,31 +107,23 @@ def save_store(ds, path: Path) -> None:
         except Exception:  # noqa: BLE001 - not a readable store: not ours
             ours = False
         if not ours:
-            raise TestbedOutputError(
-                f"{path} exists and is not a store written by the testbed; not replacing it "
-                "(choose another --out)"
+            raise ConfigError(
+                f"--out {path}: exists and is not a store written by the testbed; not "
+                "replacing it (choose another --out)"
             )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save(ds, str(path))
-
-
-class TestbedOutputError(Exception):
-    pass
 
 
 def cmd_run(cfg, opts, out: Path) -> int:
     from ..engine import make_scenario
-    from ..run import format_table
+    from ..run import format_table, save
     from .run import describe, run_testbed
 
+    check_out(out)
     print(describe(cfg, make_scenario(cfg)), flush=True)
     ds = run_testbed(cfg, opts)
     print(format_table(ds))
-    try:
-        save_store(ds, out)
-    except TestbedOutputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save(ds, str(out))
     print(f"saved {out}")
     return 0
 
