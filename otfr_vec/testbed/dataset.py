@@ -195,6 +195,7 @@ def run_attrs(out, cfg, sc, policy: str) -> dict:
         f"testbed:{policy}:backstops": int(rec["backstops"]),
         f"testbed:{policy}:send_failures": int(info.get("send_failures", 0)),
         f"testbed:{policy}:wall_s": float(out.wall_s),
+        f"testbed:{policy}:netns": int(out.netns),
         "testbed:router": router_source(),
         "testbed:kernel": platform.release(),
         "testbed:host": platform.node(),

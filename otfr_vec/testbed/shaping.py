@@ -20,10 +20,14 @@ and a slow receiver are *not* held to ``bw_p / 2`` each (the fast one takes what
 one leaves), so the testbed is closer to max-min fairness than the model; this is
 measured in ``benchmarks/testbed_ps.py`` and sweeps/TESTBED.md.
 
+Rates are payload rates: a class carries ``rate x mtu / (mtu - 52)`` bytes of IP packets
+per second, so a KV cache of B bytes moves in ``B / rate`` as in the model. Loopback
+sends one MTU-sized segment per packet (``gso_max_segs 1``): a 64 KB GSO burst would pass
+a token bucket whole and make short transfers faster than their rate.
+
 Control traffic (HTTP between router and workers, ACKs of KV flows) matches no filter and
 passes unshaped (HTB ``default 0``: unclassified packets go out directly). Loopback's
-MTU is set to ``mtu`` (1500, an Ethernet link) and its segmentation offloads are left
-as they are: TCP sizes its GSO bursts from its pacing rate, a few packets at Mbit/s.
+MTU is set to ``mtu`` (1500, an Ethernet link).
 
 Everything here runs inside the testbed's private network namespace (see
 :mod:`.netns`); the namespace, and with it every qdisc, class, filter and the IFB device,
@@ -44,6 +48,7 @@ LEAVES = ("pfifo", "fq_codel", "sfq")  # this kernel class may lack the last two
 ROOT_SEND, ROOT_RECV = 0x10000, 0x20000  # 1:0 on lo, 2:0 on the IFB
 INGRESS = 0xFFFF0000
 ETH_P_IP = 0x0800
+HEADER_BYTES = 52  # IPv4 + TCP + timestamp option, per segment
 
 
 def _ip_hex(addr: str) -> str:
@@ -96,7 +101,9 @@ class Shaper:
         self.ipr.tc("add", self.leaf, dev, handle, **kw)
 
     def _class(self, dev: int, root: int, worker: int, cmd: str = "add-class") -> None:
-        rate = _bits(self.rates[worker])
+        # HTB counts whole IP packets; the model's bandwidth moves KV payload, so the class
+        # rate adds the TCP/IP headers of a full segment (20 + 20 + 12 B of timestamps)
+        rate = _bits(self.rates[worker] * self.mtu / (self.mtu - HEADER_BYTES))
         # burst: at least 2 MTU-sized packets, else HTB's per-tick default (rate / HZ + mtu)
         burst = max(2 * self.mtu, int(self.rates[worker] / 250) + self.mtu)
         self.ipr.tc(
@@ -129,7 +136,11 @@ class Shaper:
 
     def _setup(self) -> None:
         ipr, lo = self.ipr, self.lo
+        # one MTU-sized segment per packet: a TCP burst built as one 64 KB GSO packet would
+        # pass a token bucket whole and put the class in debt afterwards (measured: a
+        # 60 KB flow at 0.5 Mbit/s then took 0.68 s instead of 0.96 s)
         ipr.link("set", index=lo, mtu=self.mtu, state="up")
+        ipr.link("set", index=lo, gso_max_segs=1)
         ipr.tc("add", "htb", lo, ROOT_SEND, default=0)
         for w, addr in self.senders.items():
             self._class(lo, ROOT_SEND, w)
