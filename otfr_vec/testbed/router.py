@@ -42,7 +42,19 @@ from .proc import bootstrap, fatal, ready, say, stdin_lines, wait_go
 BACKSTOP_S = 1.0
 OUTCOME = {"pending": 0, "success": 1, "timeout": 2, "failure": 3}
 WHERE = {"": 0, "PQ": 1, "DWAIT": 2, "TX": 3, "FTWAIT": 4, "DEC": 5, "router": 6}
-TIMES = ("recv", "route_p", "prefilled", "route_d", "tx", "kv", "first", "end", "resolve")
+TIMES = (
+    "recv",
+    "route_p",
+    "prefilled",  # the worker's time: prefill ended
+    "prefill_rx",  # the router's: it learnt that
+    "route_d",
+    "tx",
+    "kv",
+    "first",
+    "first_rx",
+    "end",
+    "resolve",
+)
 
 
 class Records:
@@ -171,6 +183,7 @@ class BedRouter:
                     return
                 rec.t["prefilled"][i] = ev["t"] - self.t0
                 now = self.now()
+                rec.t["prefill_rx"][i] = now
                 d = self.choose("decode", int(self.pod[p]), now)
                 r.routed(d, now)
                 d_held = True
@@ -194,6 +207,7 @@ class BedRouter:
                             p_held = False
                         elif kind == "first":
                             rec.t["first"][i] = t
+                            rec.t["first_rx"][i] = self.now()
                             self.decoding[d] += 1
                             if ev["ok"]:
                                 self.resolve(i, "success", t, "", p, d, done)
