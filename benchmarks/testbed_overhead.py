@@ -66,50 +66,42 @@ def main(argv=None) -> None:
         from otfr_vec.testbed.run import run_testbed
 
         ds = run_testbed(make_testbed_config(), Options(force=True))
-    sleeps = {
-        d: asyncio.run(sleep_lateness(d, n)) for d, n in ((0.001, 500), (0.01, 200), (0.1, 30))
-    }
+    plan = ((0.001, 500), (0.01, 200), (0.1, 30))
+    sleeps = {d: asyncio.run(sleep_lateness(d, n)) for d, n in plan}
     print(
         f"({platform.node()}, Linux {platform.release()}, {os.cpu_count()} cores, load average "
         f"{os.getloadavg()[0]:.2f}; router {ds.attrs.get('testbed:router')})\n"
     )
     print("| what | p50 | p99 | max | unit |")
     print("|---|---|---|---|---|")
+    nan = float("nan")
     for s in ds.scheduler.values:
         x = ds.sel(scheduler=s)
         a = ds.attrs
-        print(
-            f"| {s}: decision, choose() in the router process | {a[f'testbed:{s}:decision_us_p50']:.3g}"
-            f" | {a[f'testbed:{s}:decision_us_p99']:.3g} | | us |"
-        )
-        hop_in = (x.tb_received - x.tb_arrival - x.tb_send_lateness).values
-        print(row(f"{s}: HTTP hop load generator -> router", hop_in))
-        print(
-            row(
-                f"{s}: HTTP hop prefill worker -> router",
-                (x.tb_prefill_seen - x.tb_prefilled).values,
-            )
-        )
-        print(
-            row(
-                f"{s}: streamed event decode worker -> router",
-                (x.tb_first_seen - x.tb_first_token).values,
-            )
-        )
-        print(row(f"{s}: load-generator send lateness", x.tb_send_lateness.values))
+        p50, p99 = a[f"testbed:{s}:decision_us_p50"], a[f"testbed:{s}:decision_us_p99"]
+        print(f"| {s}: decision, choose() in the router process | {p50:.3g} | {p99:.3g} | | us |")
+        hops = {
+            "HTTP hop load generator -> router": x.tb_received - x.tb_arrival - x.tb_send_lateness,
+            "HTTP hop prefill worker -> router": x.tb_prefill_seen - x.tb_prefilled,
+            "streamed event decode worker -> router": x.tb_first_seen - x.tb_first_token,
+            "load-generator send lateness": x.tb_send_lateness,
+        }
+        for name, v in hops.items():
+            print(row(f"{s}: {name}", v.values))
         cpu = json.loads(a[f"testbed:{s}:cpu"])
-        print(
-            f"| {s}: CPU, all testbed processes | {cpu.get('testbed_cores', float('nan')):.3f} | | | cores |"
-        )
-        for name in ("router", "loadgen", "conductor"):
-            print(f"| {s}: CPU, {name} | {cpu['cores'].get(name, float('nan')):.3f} | | | cores |")
-        workers = [v for k, v in cpu["cores"].items() if k.startswith("worker")]
-        print(
-            f"| {s}: CPU, one worker (mean of {len(workers)}) | {np.mean(workers):.3f} | | | cores |"
-        )
-        print(
-            f"| {s}: host busy (all cores, mean) | {100 * cpu.get('host_busy_mean', float('nan')):.0f} | | | % |"
-        )
+        cores = dict(cpu.get("cores", {}))
+        workers = [v for k, v in cores.items() if k.startswith("worker")]
+        shown = {
+            "all testbed processes": cpu.get("testbed_cores", nan),
+            "router": cores.get("router", nan),
+            "load generator": cores.get("loadgen", nan),
+            "conductor": cores.get("conductor", nan),
+            f"one worker (mean of {len(workers)})": float(np.mean(workers)) if workers else nan,
+        }
+        for name, v in shown.items():
+            print(f"| {s}: CPU, {name} | {v:.3f} | | | cores |")
+        busy = 100 * cpu.get("host_busy_mean", nan)
+        print(f"| {s}: host busy (all cores, mean) | {busy:.0f} | | | % |")
     for d, x in sleeps.items():
         print(row(f"asyncio.sleep({d * 1e3:g} ms) wakes late by", x))
 
