@@ -153,7 +153,7 @@ def run_policy(cfg, policy: str, opts, sc=None, quiet: bool = False) -> RunOutpu
 
     require_root()
     sc = sc if sc is not None else make_scenario(cfg)
-    idle = idle_cores(1.0)
+    idle = max(0.0, idle_cores(1.0))
     if idle < opts.min_idle_cores:
         msg = (
             f"only {idle:.2f} of {os.cpu_count()} cores are idle (need {opts.min_idle_cores}): "

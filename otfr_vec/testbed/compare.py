@@ -10,8 +10,9 @@ schedulers' order by failure rate on each side.
 Every testbed run is kept as ``OUT/testbed-seed<S>.zarr`` (and the simulator's as
 ``OUT/sim-seed<S>.zarr``) the moment it finishes; a rerun with the same configuration
 and options reuses them (a killed comparison resumes), a store made with another
-configuration is refused. ``OUT/compare.md`` holds the table, ``OUT/compare.zarr`` the
-per-seed metrics of both sides (dims ``source``, ``seed``, ``scheduler``).
+configuration is refused. ``OUT/compare.md`` holds the table, ``OUT/compare.png`` the
+per-seed points (testbed against simulator), ``OUT/compare.zarr`` the per-seed metrics
+of both sides (dims ``source``, ``seed``, ``scheduler``).
 """
 
 from __future__ import annotations
@@ -109,6 +110,41 @@ def format_compare(tab: xr.Dataset, schedulers) -> str:
     return "\n".join(lines)
 
 
+def plot_compare(tab: xr.Dataset, schedulers, path: Path) -> None:
+    """Testbed against simulator, one point per seed and scheduler, per metric."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..policies import color
+
+    shown = ("failure_rate", "ttft_p50", "ttft_p99")
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 4.0))
+    for ax, m in zip(axes, shown, strict=True):
+        scale, unit = SCALE.get(m, (1, "s"))
+        lo, hi = np.inf, -np.inf
+        for s in schedulers:
+            x = tab[m].sel(source="simulator", scheduler=s).values * scale
+            y = tab[m].sel(source="testbed", scheduler=s).values * scale
+            ax.scatter(x, y, color=color(s), label=s, s=30)
+            v = np.concatenate([x, y])
+            v = v[np.isfinite(v)]
+            if v.size:
+                lo, hi = min(lo, v.min()), max(hi, v.max())
+        if np.isfinite(lo):
+            pad = 0.05 * (hi - lo or 1.0)
+            ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="#999999", lw=0.8, zorder=0)
+        ax.set_xlabel(f"simulator {m} ({unit or '1'})")
+        ax.set_ylabel(f"testbed {m} ({unit or '1'})")
+        ax.set_title(m)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Testbed vs simulator: one point per seed (same workload and scenario)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def cmd_compare(cfg, opts, n_seeds: int, out: Path) -> int:
     from ..api import simulate
     from ..policies import ordered
@@ -156,6 +192,7 @@ def cmd_compare(cfg, opts, n_seeds: int, out: Path) -> int:
     from ..run import save
 
     save(tab, str(out / "compare.zarr"))
+    plot_compare(tab, schedulers, out / "compare.png")
     print(text + note)
-    print(f"saved {out / 'compare.md'} and {out / 'compare.zarr'}")
+    print(f"saved {out / 'compare.md'}, {out / 'compare.png'} and {out / 'compare.zarr'}")
     return 0
