@@ -14,7 +14,8 @@ One request's life, as the simulator has it (README "What is simulated"):
    ``released(d)``);
 4. a ``timeout`` or ``failure`` from a worker resolves the request as such for both of its
    workers and releases what it held. A backstop at ``deadline + BACKSTOP_S`` resolves a
-   request no worker reported on (counted; none is expected).
+   request no worker reported on (counted; none is expected; not in the ``queue`` scope,
+   where what is in service legitimately finishes after the deadline).
 
 Every ``tick`` seconds the router calls ``tick(now)`` and ``observe(now, ...)`` with what
 the testbed can supply: the health labels in force (the scenario's own label draws, the
@@ -101,6 +102,7 @@ class BedRouter:
         self.urls = [f"http://{w['addr']}:{plan['http_port']}" for w in plan["workers"]]
         self.addrs = [w["addr"] for w in plan["workers"]]
         self.timeout = float(cfg.sim.timeout)
+        self.scope = str(cfg.sim.timeout_scope)
         self.kv_per_token = float(cfg.network.kv_bytes_per_token)
         self.rec = Records(n_requests)
         self.held_p = np.zeros(self.n_workers, np.int64)  # prefills queued or in service
@@ -163,7 +165,9 @@ class BedRouter:
         kv_bytes = int(round(float(b["prompt"]) * self.kv_per_token))
         p_held, d, d_held = True, -1, False
         try:
-            async with asyncio.timeout_at(deadline + BACKSTOP_S) as backstop:
+            # queue scope: what is in service finishes after the deadline, no backstop
+            limit = None if self.scope == "queue" else deadline + BACKSTOP_S
+            async with asyncio.timeout_at(limit) as backstop:
                 self.held_p[p] += 1
                 try:
                     async with self.session.post(
