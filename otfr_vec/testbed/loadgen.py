@@ -16,7 +16,7 @@ import sys
 import numpy as np
 from aiohttp import ClientSession, ClientTimeout, TCPConnector
 
-from .proc import bootstrap, fatal, ready, say, stdin_lines, wait_go
+from .proc import bootstrap, fatal, ready, run_main, say, stdin_lines, wait_go
 
 
 async def send(session, url, body, failures) -> None:
@@ -71,12 +71,7 @@ async def main(argv: list[str]) -> None:
 
 
 def run(argv: list[str]) -> None:
-    try:
-        asyncio.run(main(argv))
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as err:  # noqa: BLE001
-        fatal("load generator", err)
+    run_main(main, argv, "load generator")
 
 
 if __name__ == "__main__":

@@ -75,3 +75,22 @@ def fatal(where: str, err: BaseException) -> None:
     traceback.print_exception(err, file=sys.stderr)
     sys.stderr.flush()
     os._exit(70)
+
+
+def fatal_on_error(task: asyncio.Task, where: str) -> None:
+    """Done-callback: a background task that raised (or ended when it must not) is fatal."""
+    if not task.cancelled():
+        fatal(
+            where,
+            task.exception() or RuntimeError(f"{where}: a task that runs for the whole run ended"),
+        )
+
+
+def run_main(main, argv: list[str], where: str) -> None:
+    """``asyncio.run(main(argv))``; any exception but an exit ends the process loudly."""
+    try:
+        asyncio.run(main(argv))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as err:  # noqa: BLE001 - any crash ends the run
+        fatal(where, err)

@@ -38,7 +38,7 @@ import time
 import numpy as np
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 
-from .proc import bootstrap, fatal, ready, say, stdin_lines, wait_go
+from .proc import bootstrap, fatal, ready, run_main, say, stdin_lines, wait_go
 
 BACKSTOP_S = 1.0
 OUTCOME = {"pending": 0, "success": 1, "timeout": 2, "failure": 3}
@@ -315,12 +315,7 @@ async def _boom(at: float) -> None:
 
 
 def run(argv: list[str]) -> None:
-    try:
-        asyncio.run(main(argv))
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as err:  # noqa: BLE001
-        fatal("router", err)
+    run_main(main, argv, "router")
 
 
 if __name__ == "__main__":

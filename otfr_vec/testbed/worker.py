@@ -39,7 +39,7 @@ from collections import deque
 
 from aiohttp import web
 
-from .proc import bootstrap, fatal, ready, stdin_lines, wait_go
+from .proc import bootstrap, fatal_on_error, ready, run_main, stdin_lines, wait_go
 
 CHUNK = 1 << 16
 KV_LOST_GRACE = 0.005  # s: a KV connection cut this close to the deadline is the deadline
@@ -286,23 +286,13 @@ async def main(argv: list[str]) -> None:
     await wait_go(lines)
     if me["role"] == "prefill":
         server = asyncio.ensure_future(w.serve())
-        server.add_done_callback(
-            lambda t: (
-                t.cancelled()
-                or fatal(f"worker {argv[1]}", t.exception() or RuntimeError("prefill loop ended"))
-            )
-        )
+        server.add_done_callback(lambda t: fatal_on_error(t, f"worker {argv[1]}"))
     async for _ in lines:  # runs until the conductor closes stdin or kills us
         pass
 
 
 def run(argv: list[str]) -> None:
-    try:
-        asyncio.run(main(argv))
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as err:  # noqa: BLE001 - any crash ends the run loudly
-        fatal(f"worker {argv[1]}", err)
+    run_main(main, argv, f"worker {argv[1]}")
 
 
 if __name__ == "__main__":
