@@ -90,3 +90,55 @@ def test_interim_router_follows_load_labels_and_path_cost():
     assert r.count[0] == 0
     with pytest.raises(ValueError, match="otfr_vec.online"):
         Router("otfr", cfg)
+
+
+def test_records_reduce_to_the_simulators_metrics():
+    """A run's records -> the Dataset, on hand-made records (no processes needed)."""
+    from otfr_vec import simulate
+    from otfr_vec.scenario.workload import Stream
+    from otfr_vec.testbed.bed import RunOutput
+    from otfr_vec.testbed.dataset import policy_dataset
+    from otfr_vec.testbed.router import TIMES
+
+    cfg = make_testbed_config(["sim.duration=20", "schedulers=[lc]"])
+    sc = make_scenario(cfg)
+    req = Stream(sc.workload).until(20.0)
+    keep = req.arrival < 20.0
+    a = req.arrival[keep]
+    n = a.size
+    wl = {"arrival": a, "prompt": req.prompt[keep], "output": req.output[keep]}
+    wl["ingress"] = req.ingress[keep]
+    rec = {f"t_{k}": np.full(n, np.nan) for k in TIMES}
+    rec["t_recv"] = rec["t_route_p"] = a.copy()
+    rec["t_route_d"] = a + 0.2
+    rec["t_first"] = a + 0.5
+    rec["t_end"] = a + 2.0
+    rec["t_resolve"] = a + 0.5
+    rec["p"] = np.zeros(n, np.int64)
+    rec["d"] = np.full(n, 4, np.int64)  # pod 0's decode worker
+    rec["outcome"] = np.ones(n, np.int8)
+    rec["where"] = np.zeros(n, np.int8)
+    bad = np.arange(n) % 10 == 0  # every tenth times out at its deadline
+    rec["outcome"][bad] = 2
+    rec["t_resolve"][bad] = a[bad] + 3.0
+    rec["t_first"][bad] = rec["t_end"][bad] = np.nan
+    rec.update(decide_ns=np.array([100, 200]), lag=np.zeros(3), backstops=np.int64(0))
+    out = RunOutput(rec, np.zeros(n), {"cpu": {}}, wl, 1.0, 1)
+    ds = policy_dataset(out, cfg, sc, "lc")
+    x = ds.sel(scheduler="lc")
+    meas = (a >= cfg.sim.warmup) & (a < cfg.sim.duration - cfg.sim.timeout)
+    assert int(x.arrived) == meas.sum()
+    assert int(x.timed_out) == (meas & bad).sum()
+    assert float(x.failure_rate) == pytest.approx((meas & bad).sum() / meas.sum())
+    assert float(x.ttft_p50) == pytest.approx(0.5, rel=0.012)  # the kernel's histogram
+    assert float(x.e2e_p99) == pytest.approx(2.0, rel=0.012)
+    assert int(x.completed + x.timed_out + x.failed_other + x.in_flight) == int(x.arrived)
+    assert int(x.routed.sum()) == int(x.decisions) == 2 * n
+    assert int(x.routed.sel(pod=0).sum()) == 2 * n  # everything went to pod 0
+    assert int(x.failures.sum()) == 2 * bad.sum()  # charged to both workers' pod
+    assert int(x.window_failures.sum()) == (meas & bad).sum()
+    sim = simulate(cfg)
+    for name, var in sim.data_vars.items():
+        if name != "price":
+            assert ds[name].dims == var.dims and ds[name].attrs == var.attrs, name
+    np.testing.assert_array_equal(ds.health_label, sim.health_label)
