@@ -122,10 +122,11 @@ def test_shaped_links_carry_the_configured_rate():
     bw = {0: rate, 1: rate, 2: rate, 3: 0.1 * rate}
     one = [dict(start=0, bytes=300_000, src=0, dst=2)]  # sender and receiver at 5 Mbit/s
     slow = [dict(start=0, bytes=60_000, src=1, dst=3)]  # the receiving end is degraded
-    got = measure_in_netns([one, slow], bw)
-    for flows, times in zip([one, slow], got, strict=True):
+    got = measure_in_netns([one, slow] * 3, bw)  # median of 3: other jobs share the CPUs
+    for k, flows in enumerate([one, slow]):
+        times = np.median(got[k::2], axis=0)
         want = fluid_times(flows, bw)
-        assert times == pytest.approx(want, rel=0.15), (times, want)
+        assert times == pytest.approx(want, rel=0.1), (got[k::2], want)
 
 
 def test_a_run_writes_the_simulators_dataset(host):
