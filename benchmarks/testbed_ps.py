@@ -18,6 +18,13 @@ n_d)`` and with max-min fair sharing. Cases:
 
 Prints a markdown table (mean, min and max of measured / model per flow over all flows
 and repeats; the same for max-min) with the machine's load, for sweeps/TESTBED.md.
+
+    .venv/bin/python benchmarks/testbed_ps.py --store outputs/testbed_prelim/testbed-seed*.zarr
+
+instead replays every KV transfer of testbed runs (start, bytes, both workers, deadline,
+the run's degradation schedule) through both fluid rules and compares each measured
+transfer time with them: the sharing rule checked at exactly the concurrency a run had
+(no root needed).
 """
 
 from __future__ import annotations
@@ -74,7 +81,10 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--leaf", default="pfifo")
     ap.add_argument("--queue-packets", type=int, default=100)
+    ap.add_argument("--store", nargs="+", help="testbed stores to analyse instead")
     args = ap.parse_args(argv)
+    if args.store:
+        return in_situ(args.store)
     t_start = time.time()
     rows = []
     for name, (flows, factors) in cases(np.random.default_rng(1)).items():
@@ -113,6 +123,31 @@ def main(argv=None) -> None:
             + ", ".join(f"{x:.3f}" for x in maxmin)
             + " s"
         )
+
+
+def in_situ(paths) -> None:
+    import xarray as xr
+
+    from otfr_vec.testbed.flows import run_transfers
+
+    print(f"Command: `python benchmarks/testbed_ps.py --store {' '.join(paths)}`\n")
+    print(
+        "| run | scheduler | transfers | measured / model: p10, median, p90 | measured / "
+        "max-min: p10, median, p90 | cut by the deadline: measured, model, max-min |"
+    )
+    print("|---|---|---|---|---|---|")
+    for path in paths:
+        ds = xr.open_zarr(path).load()
+        for s in ds.scheduler.values:
+            got, model, maxmin = run_transfers(ds, str(s))
+            ok = np.isfinite(got) & np.isfinite(model) & np.isfinite(maxmin)
+            q = lambda r: ", ".join(f"{v:.2f}" for v in np.quantile(r, [0.1, 0.5, 0.9]))  # noqa: E731
+            cut = ", ".join(str(int(np.isnan(v).sum())) for v in (got, model, maxmin))
+            name = os.path.basename(path.rstrip("/"))
+            print(
+                f"| {name} | {s} | {got.size} | {q(got[ok] / model[ok])} | "
+                f"{q(got[ok] / maxmin[ok])} | {cut} |"
+            )
 
 
 if __name__ == "__main__":

@@ -74,6 +74,14 @@ def test_sharing_rules_on_hand_checked_cases():
     assert fluid_times(mixed, bw, "maxmin") == pytest.approx([1.0 / 0.9, 10.0])
     staggered = [dict(start=0, bytes=1.0, src=0, dst=1), dict(start=0.5, bytes=1.0, src=0, dst=2)]
     assert fluid_times(staggered, bw) == pytest.approx([1.5, 1.5])
+    # a rate change mid-flow (degradation onset), and a flow cut at its deadline
+    slowed = fluid_times(
+        [dict(start=0, bytes=1.0, src=0, dst=1)], bw, changes=([0.5], [{0: 0.5, 1: 1.0}])
+    )
+    assert slowed == pytest.approx([0.5 + 0.5 / 0.5])
+    cut = [dict(start=0, bytes=1.0, src=0, dst=1, stop=0.5), dict(start=0, bytes=1.0, src=0, dst=2)]
+    got = fluid_times(cut, bw)
+    assert np.isnan(got[0]) and got[1] == pytest.approx(0.5 + 0.75)  # 0.25 B while shared, 0.75 B alone
 
 
 def test_interim_router_follows_load_labels_and_path_cost():

@@ -32,32 +32,106 @@ def _addr(w: int) -> str:
     return f"127.1.0.{w + 1}"
 
 
-def fluid_times(flows: list[dict], bw: dict, rule: str = "model") -> list[float]:
-    """Transfer times of ``flows`` (dicts: start, bytes, src, dst) under ``rule``."""
+def fluid_times(flows: list[dict], bw: dict, rule: str = "model", changes=None) -> list[float]:
+    """Transfer times of ``flows`` under ``rule``.
+
+    A flow is a dict ``start``, ``bytes``, ``src``, ``dst`` and optionally ``stop`` (an
+    absolute time it is abandoned at if not done: its time is then NaN, as for a KV
+    transfer cut by a deadline). ``bw``: end -> bytes/s; ``changes``: optional
+    ``(times, bws)``, the bandwidths ``bws[k]`` (dicts like ``bw``) in force from
+    ``times[k]`` on (a degradation schedule).
+    """
     n = len(flows)
     rem = [float(f["bytes"]) for f in flows]
     done = [float("nan")] * n
-    started = [False] * n
-    t = 0.0
+    state = [0] * n  # 0 not started, 1 active, 2 finished or abandoned
+    inf = float("inf")
+    stop = [float(f.get("stop", inf)) for f in flows]
+    c_times, c_bws = changes if changes is not None else ([], [])
+    k = 0
+    t = min((f["start"] for f in flows), default=0.0)
+    while k < len(c_times) and c_times[k] <= t:
+        bw, k = c_bws[k], k + 1
     order = sorted(range(n), key=lambda i: flows[i]["start"])
-    while any(x != x for x in done):  # NaN: not finished
-        active = [i for i in range(n) if started[i] and done[i] != done[i]]
+    nxt = 0  # next flow to start, in start order
+    active: list[int] = []
+    while nxt < n or active:
+        while nxt < n and flows[order[nxt]]["start"] <= t:
+            i = order[nxt]
+            state[i], nxt = 1, nxt + 1
+            active.append(i)
         rates = _rates(active, flows, bw, rule)
-        nxt_start = min((flows[i]["start"] for i in order if not started[i]), default=float("inf"))
-        nxt_end = min((t + rem[i] / rates[i] for i in active if rates[i] > 0), default=float("inf"))
-        t_new = min(nxt_start, nxt_end)
-        if t_new == float("inf"):
+        events = [flows[order[nxt]]["start"] if nxt < n else inf]
+        events += [t + rem[i] / rates[i] for i in active if rates[i] > 0]
+        events += [stop[i] for i in active]
+        events.append(c_times[k] if k < len(c_times) else inf)
+        t_new = max(min(events), t)
+        if t_new == inf:
             break
         for i in active:
             rem[i] -= rates[i] * (t_new - t)
         t = t_new
-        for i in active:
+        for i in list(active):
             if rem[i] <= 1e-6 * flows[i]["bytes"]:
-                done[i] = t - flows[i]["start"]
-        for i in order:
-            if not started[i] and flows[i]["start"] <= t:
-                started[i] = True
+                done[i], state[i] = t - flows[i]["start"], 2
+                active.remove(i)
+            elif stop[i] <= t:
+                state[i] = 2
+                active.remove(i)
+        while k < len(c_times) and c_times[k] <= t:
+            bw, k = c_bws[k], k + 1
     return done
+
+
+def run_transfers(ds, scheduler: str):
+    """A testbed run's KV transfers: (measured, model, max-min) times, NaN where cut.
+
+    Every transfer of the run (its start, bytes, both workers, and its deadline as the
+    time it is abandoned) replayed through the fluid rules with the run's degradation
+    schedule: the model's prediction for exactly the concurrency the run had.
+    """
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from ..engine import make_scenario
+    from .bed import rate_schedule
+
+    cfg = OmegaConf.create(ds.attrs["otfr_vec:config"])
+    sc = make_scenario(cfg)
+    x = ds.sel(scheduler=scheduler)
+    t0, t1 = x.tb_kv_start.values, x.tb_kv_end.values
+    sel = np.flatnonzero(np.isfinite(t0))
+    kv = float(cfg.network.kv_bytes_per_token)
+    prompt = _prompts(cfg, sc, x.tb_arrival.values)
+    deadline = x.tb_received.values + float(cfg.sim.timeout)
+    flows = [
+        dict(
+            start=float(t0[i]),
+            bytes=float(prompt[i] * kv),
+            src=int(x.tb_prefill_worker.values[i]),
+            dst=int(x.tb_decode_worker.values[i]),
+            stop=float(deadline[i]) if cfg.sim.timeout_scope != "queue" else float("inf"),
+        )
+        for i in sel
+    ]
+    times, factor = rate_schedule(sc.degradation, float(cfg.sim.duration), 0.1)
+    pod = sc.layout.pod
+    bws = [{w: cfg.network.bw0 * f[pod[w]] for w in range(pod.size)} for f in factor]
+    measured = t1[sel] - t0[sel]
+    model = np.array(fluid_times(flows, bws[0], "model", (times, bws)))
+    maxmin = np.array(fluid_times(flows, bws[0], "maxmin", (times, bws)))
+    return measured, model, maxmin
+
+
+def _prompts(cfg, sc, arrival):
+    """Prompt sizes of the replayed requests (the workload the run replayed, redrawn)."""
+    import numpy as np
+
+    from ..scenario.workload import Stream
+
+    req = Stream(sc.workload).until(float(cfg.sim.duration))
+    assert np.array_equal(req.arrival[: arrival.size], arrival), "not this run's workload"
+    return req.prompt[: arrival.size]
 
 
 def _rates(active, flows, bw, rule):
@@ -72,7 +146,11 @@ def _rates(active, flows, bw, rule):
             rates[i] = min(bw[s] / n_src[s], bw[d] / n_dst[d])
         return rates
     # max-min fair: raise every unfrozen flow's rate until a link saturates, freeze its flows
-    left = {k: float(v) for k, v in bw.items()}
+    left = {
+        k: float(v)
+        for k, v in bw.items()
+        if any(k in (flows[i]["src"], flows[i]["dst"]) for i in active)
+    }
     todo = set(active)
     while todo:
         share = {}
