@@ -81,7 +81,7 @@ def test_sharing_rules_on_hand_checked_cases():
     assert slowed == pytest.approx([0.5 + 0.5 / 0.5])
     cut = [dict(start=0, bytes=1.0, src=0, dst=1, stop=0.5), dict(start=0, bytes=1.0, src=0, dst=2)]
     got = fluid_times(cut, bw)
-    assert np.isnan(got[0]) and got[1] == pytest.approx(0.5 + 0.75)  # 0.25 B while shared, 0.75 B alone
+    assert np.isnan(got[0]) and got[1] == pytest.approx(0.5 + 0.75)  # 0.25 B shared, 0.75 alone
 
 
 def test_interim_router_follows_load_labels_and_path_cost():
