@@ -1,0 +1,209 @@
+"""otfr_vec.online.Router: the policies as a library a live router calls per event.
+
+Semantics on hand-checkable cases, the clock, draws, bad input, threads, and that the
+fast call path (compiled entry points) decides as Numba's dispatcher does.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from otfr_vec import make_config, policies
+from otfr_vec.kernels.structs import W_OUTC, W_TOUT
+from otfr_vec.online import Router, ops, step_of
+
+ALL = policies.names()
+TINY = ["cluster.pods=4", "cluster.workers_per_pod=4"]  # 8 prefill + 8 decode workers
+
+
+def tiny(*overrides):
+    return make_config([*TINY, *overrides])
+
+
+def drive(r: Router, n: int = 300, seed: int = 0) -> list[int]:
+    """A request stream through ``r``: both decisions, loads, outcomes (a timeout every
+    seventh), observations every few requests. Returns every choice."""
+    g = np.random.default_rng(seed)
+    now, picks = 0.0, []
+    for i in range(n):
+        now += float(g.exponential(0.004))
+        p = r.choose("prefill", i % r.n_pods, now)
+        rp = r.routed(p, now)
+        d = r.choose("decode", int(r.pod[p]), now)
+        rd = r.routed(d, now)
+        picks += [p, d]
+        r.released(p, now)
+        kind = "timeout" if i % 7 == 0 else "success"
+        r.outcome(p, kind, 0.3, now, rif=rp)
+        r.outcome(d, kind, 0.1, now, rif=rd)
+        if i % 2:
+            r.released(d, now)
+        if i % 5 == 0:
+            r.observe(
+                now,
+                busy=g.random(r.n_workers),
+                labels=(g.random(r.n_workers) < 0.2).astype(float),
+                queue=g.integers(0, 3, r.n_workers),
+                slots=g.integers(0, 4, r.n_workers),
+                decoding=g.integers(0, 2, r.n_workers),
+            )
+    return picks
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_policy_routes_within_the_role_groups_and_keeps_the_load(name):
+    r = Router(name, tiny())
+    assert (r.n_workers, r.n_prefill, r.n_pods) == (16, 8, 4)
+    assert list(r.pod) == [0, 0, 1, 1, 2, 2, 3, 3] * 2
+    picks = drive(r)
+    assert all(0 <= p < 8 for p in picks[::2]) and all(8 <= d < 16 for d in picks[1::2])
+    assert len(set(picks[::2])) > 1 and len(set(picks[1::2])) > 1  # it spreads the load
+    load = r.load
+    assert load[:8].sum() == 0 and load[8:].sum() == 150  # half the decode legs still held
+    assert r.clock > 0 and r.price_steps == step_of(r.clock, 0.01) + 1
+    assert np.isfinite(r.price).all()
+
+
+def test_same_seed_same_choices_other_seed_other_ties():
+    assert drive(Router("lc", tiny())) == drive(Router("lc", tiny()))
+    assert drive(Router("p2c_lc", tiny())) == drive(Router("p2c_lc", tiny()))
+    assert drive(Router("p2c_lc", tiny())) != drive(Router("p2c_lc", tiny(), seed=1))
+
+
+def test_the_fast_call_path_decides_as_numbas_dispatcher(monkeypatch):
+    for name in ("fault_aware_otfr", "envoy_od_100", "prequal", "epp"):
+        fast = drive(Router(name, tiny()))
+        monkeypatch.setattr(ops, "entry", lambda disp, *args: disp)
+        slow = drive(Router(name, tiny()))
+        monkeypatch.undo()
+        assert fast == slow, name
+
+
+def test_least_connections_takes_the_least_loaded_with_path_cost_and_seeded_ties():
+    # a queued prefill weighs 0.2 s / 3 s = 0.067, a pod crossed 0.1 (lambda_p x cost)
+    r = Router("lc", tiny())
+    for w in (0, 0, 1, 1, 2, 3, 4, 6, 7):  # the ingress pod 0 holds 2 each, worker 5 none
+        r.routed(w, 0.0)
+    assert r.choose("prefill", 0, 0.0) == 5  # 0.1 beats 2 x 0.067 at home
+    r.routed(5, 0.0)
+    # pod 3 (workers 6, 7) at home: a tie, broken at the first in cyclic order from start
+    assert r.choose("prefill", 3, 0.0, start=0, u=[0.0] * 4) == 6
+    assert r.choose("prefill", 3, 0.0, start=7, u=[0.0] * 4) == 7
+    assert r.choose("decode", 1, 0.0, start=0, u=[0.0] * 4) == 10
+
+
+def test_labels_move_fault_aware_lc_not_lc():
+    labels = np.zeros(16)
+    labels[[0, 1, 2, 3, 8, 9, 10, 11]] = 1  # pods 0 and 1 labelled unhealthy
+    picks = {}
+    for name in ("lc", "fault_aware_lc"):
+        r = Router(name, tiny())
+        r.observe(0.0, labels=labels)
+        picks[name] = [r.choose("prefill", 0, 0.02, start=k, u=[0.0] * 4) for k in range(8)]
+    assert set(picks["fault_aware_lc"]) == {4, 5, 6, 7}
+    assert set(picks["lc"]) == {0, 1}  # the idle workers of its ingress pod
+    labels_used = Router("lc", tiny())
+    labels_used.observe(0.0, labels=labels)
+    assert labels_used._health.sum() == 0  # a label-blind policy never holds labels
+
+
+def test_timeouts_raise_the_price_from_the_next_step_and_decay_with_the_half_life():
+    cfg = tiny("price.halflife=1")
+    r = Router("otfr", cfg, auto_step=False)
+    r.tick(0.0)
+    assert r.choose("prefill", 0, 0.0, start=0, u=[0.0] * 4) == 0  # all equal: home pod
+    for _ in range(10):
+        r.outcome(0, "timeout", 3.0, 0.0)
+        r.outcome(1, "timeout", 3.0, 0.0)
+    assert r.price[0] == r.price[2]  # fixed within the step
+    assert r.choose("prefill", 0, 0.005, start=0, u=[0.0] * 4) == 0
+    r.tick(0.01)  # the next step start: pod 0 is priced
+    assert r.price[0] > 0.4 and r.price[0] > 10 * r.price[2]
+    assert r.choose("prefill", 0, 0.015, start=0, u=[0.0] * 4) not in (0, 1)
+    before = r._wf[[W_TOUT, W_OUTC], 0]
+    r.tick(1.01)  # 100 steps of 0.01 s: one half-life later
+    assert r._wf[[W_TOUT, W_OUTC], 0] == pytest.approx(before / 2, rel=1e-9)
+    assert before[1] == pytest.approx(10 * 0.5 ** (0.01 / 1), rel=1e-12)
+
+
+def test_the_clock_steps_as_the_kernel_compares_times():
+    for dt in (0.01, 0.003, 0.25):
+        for t in np.concatenate([np.arange(0, 3, dt), np.random.default_rng(0).random(500) * 3]):
+            s = step_of(float(t), dt)
+            assert s * dt <= t < (s + 1) * dt, (t, dt, s)
+    r = Router("otfr", tiny())
+    r.tick(0.995)
+    assert r.price_steps == 100 and r.clock == pytest.approx(0.99)
+    r.choose("prefill", 0, 0.5)  # earlier than the clock: acts at its step, no rewind
+    assert r.price_steps == 100
+    manual = Router("otfr", tiny(), auto_step=False)
+    manual.choose("prefill", 0, 5.0)
+    manual.routed(0, 5.0)
+    assert manual.price_steps == 0  # only tick() moves a manual clock
+    manual.tick(5.0)
+    assert manual.price_steps == 501
+
+
+def test_timers_fire_from_router_calls():
+    cfg = tiny("breaker.failure_threshold=2", "breaker.timeout_duration=1")
+    r = Router("breaker", cfg)
+    for _ in range(2):
+        r.outcome(3, "timeout", 3.0, 0.1)
+    assert all(r.choose("prefill", 1, 0.2, start=k, u=[0.0] * 4) != 3 for k in range(16))
+    r.tick(1.2)  # open for 1 s, then half-open: it takes traffic again
+    assert any(r.choose("prefill", 1, 1.2, start=k, u=[0.0] * 4) == 3 for k in range(16))
+
+
+def test_bad_input_is_refused_naming_the_value():
+    r = Router("otfr", tiny())
+    cases = [
+        (lambda: Router("round_robin", tiny()), "unknown scheduler 'round_robin'; allowed: lc"),
+        (lambda: r.choose("encode", 0, 0.0), "role='encode': allowed values are prefill"),
+        (lambda: r.choose("prefill", 4, 0.0), r"ingress_pod=4: must be a pod in \[0, 4\)"),
+        (lambda: r.choose("prefill", 0, float("nan")), "now=nan: must be a finite time"),
+        (lambda: r.choose("prefill", 0, -1), "now=-1: must be a finite time >= 0"),
+        (lambda: r.choose("prefill", 0, 0.0, start=3), "start and u: pass both"),
+        (lambda: r.choose("prefill", 0, 0.0, start=3, u=[1.0] * 4), "four uniforms in"),
+        (lambda: r.routed(16, 0.0), r"worker 16: must be in \[0, 16\)"),
+        (lambda: r.released(2, 0.0), r"released\(2\): worker 2 holds no request"),
+        (lambda: r.outcome(2, "ok", 0.1, 0.0), "kind='ok': allowed values are success"),
+        (lambda: r.outcome(2, "success", -0.1, 0.0), "latency=-0.1: must be a finite"),
+        (lambda: r.observe(0.0, labels=np.zeros(4)), r"labels: shape \(4,\), expected \(16,\)"),
+        (lambda: r.observe(0.0, bandwidth=[1, 1, 2, 1]), r"bandwidth\[2\]=2.0: must be values"),
+        (lambda: r.observe(0.0, queue=np.full(16, 0.5)), r"queue\[0\]=0.5: must be whole"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message):
+            call()
+    assert r.load.sum() == 0 and r.price_steps == 1  # nothing changed but the clock
+    prefill_only = Router("lc", tiny("cluster.prefill_fraction=1"))
+    with pytest.raises(ValueError, match="no decode workers"):
+        prefill_only.choose("decode", 0, 0.0)
+
+
+def test_one_router_shared_by_threads_stays_consistent():
+    r = Router("fault_aware_otfr", make_config(["cluster.pods=8", "cluster.workers_per_pod=16"]))
+    n, errors = 3000, []
+
+    def worker(k):
+        try:
+            for i in range(n):
+                now = 0.001 * i
+                p = r.choose("prefill", (k + i) % 8, now)
+                r.routed(p, now)
+                r.outcome(p, "success", 0.2, now)
+                r.released(p, now)
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert r.load.sum() == 0
+    assert r._wf[W_OUTC].sum() > 0 and np.isfinite(r.price).all()
