@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from otfr_vec import policies
 from otfr_vec.config import ConfigError
 from otfr_vec.engine import make_scenario
 from otfr_vec.testbed import __main__ as cli
-from otfr_vec.testbed._interim_router import Router
 from otfr_vec.testbed.bed import rate_schedule
 from otfr_vec.testbed.config import Options, check_options, make_testbed_config
 from otfr_vec.testbed.flows import fluid_times
@@ -84,20 +84,18 @@ def test_sharing_rules_on_hand_checked_cases():
     assert np.isnan(got[0]) and got[1] == pytest.approx(0.5 + 0.75)  # 0.25 B shared, 0.75 alone
 
 
-def test_interim_router_follows_load_labels_and_path_cost():
-    cfg = make_testbed_config(["cluster.pods=2", "cluster.workers_per_pod=4", "degradation.pods=1"])
-    r = Router("fault_aware_lc", cfg)
-    assert (r.n_workers, r.n_prefill) == (8, 4)
-    assert r.pod.tolist() == [0, 0, 1, 1, 0, 0, 1, 1]
-    assert r.choose("prefill", 0, 0.0) in (0, 1)  # the ingress pod: no path cost
-    r.routed(0, 0.0)
-    assert r.choose("prefill", 0, 0.0) == 1  # least loaded
-    r.observe(0.0, labels=np.array([0, 0, 0, 0, 1, 1, 0, 0]))
-    assert r.choose("decode", 0, 0.0) in (6, 7)  # pod 0 labelled: pay the path cost instead
-    r.released(0, 0.0)
-    assert r.count[0] == 0
-    with pytest.raises(ValueError, match="otfr_vec.online"):
-        Router("otfr", cfg)
+def test_the_router_is_the_online_library_and_shows_each_policy_what_the_simulator_does():
+    from otfr_vec.online import Router
+    from otfr_vec.testbed.routing import make_router, router_source, sees_truth
+
+    cfg = make_testbed_config()
+    for name in policies.names():
+        assert sees_truth(name, cfg) == ((True, True) if name == "oracle" else (False, False))
+    r = make_router("fault_aware_otfr", cfg)
+    assert isinstance(r, Router) and router_source() == "otfr_vec.online"
+    assert (r.n_workers, r.n_prefill, r.pod.tolist()) == (8, 4, [0, 1, 2, 3, 0, 1, 2, 3])
+    r.tick(2.5)
+    assert r.price_series(4).shape == (4, 4) and np.isnan(r.price_series(4)[3]).all()
 
 
 def test_records_reduce_to_the_simulators_metrics():
@@ -131,6 +129,7 @@ def test_records_reduce_to_the_simulators_metrics():
     rec["t_resolve"][bad] = a[bad] + 3.0
     rec["t_first"][bad] = rec["t_end"][bad] = np.nan
     rec.update(decide_ns=np.array([100, 200]), lag=np.zeros(3), backstops=np.int64(0))
+    rec["price"] = np.full((sc.n_win, 4), 0.25)
     out = RunOutput(rec, np.zeros(n), {"cpu": {}}, wl, 1.0, 1)
     ds = policy_dataset(out, cfg, sc, "lc")
     x = ds.sel(scheduler="lc")
@@ -147,6 +146,6 @@ def test_records_reduce_to_the_simulators_metrics():
     assert int(x.window_failures.sum()) == (meas & bad).sum()
     sim = simulate(cfg)
     for name, var in sim.data_vars.items():
-        if name != "price":
-            assert ds[name].dims == var.dims and ds[name].attrs == var.attrs, name
+        assert ds[name].dims == var.dims and ds[name].attrs == var.attrs, name
+    assert (ds.price == 0.25).all()
     np.testing.assert_array_equal(ds.health_label, sim.health_label)

@@ -140,8 +140,6 @@ def test_a_run_writes_the_simulators_dataset(host):
     sim = simulate(cfg)
     assert not netns_alive(ds.attrs["testbed:lc:netns"])
     for name, var in sim.data_vars.items():
-        if name == "price":
-            continue
         assert ds[name].dims == var.dims, name
         assert ds[name].attrs == var.attrs, name
     np.testing.assert_array_equal(ds.bandwidth_factor, sim.bandwidth_factor)
@@ -152,6 +150,7 @@ def test_a_run_writes_the_simulators_dataset(host):
     assert total == int(x.arrived)
     assert int(x.routed.sum()) == int(x.decisions)
     assert ds.attrs["testbed:lc:backstops"] == 0
+    assert np.isfinite(ds.price).all() and float(ds.price.max()) > 0  # the router's prices
     meas = (x.tb_arrival >= cfg.sim.warmup) & (x.tb_arrival < cfg.sim.duration - cfg.sim.timeout)
     assert not bool(((x.tb_outcome == 0) & meas).any())  # every measured request resolved
     # the degraded pod's links are slow while degraded: its transfers take much longer

@@ -83,9 +83,13 @@ class Router:
 
     ``incremental``: the study's score through per-pod cached minima (False: a full scan;
     the same choices). ``seed``: the router's own draws (default ``cfg.sim.seed``).
+    ``windows``: keep each pod's mean price per ``sim.window`` (:meth:`price_series`,
+    the dataset's ``price``; one row per window, so for bounded runs).
     """
 
-    def __init__(self, policy_name: str, cfg, *, incremental=True, seed=None, auto_step=True):
+    def __init__(
+        self, policy_name: str, cfg, *, incremental=True, seed=None, auto_step=True, windows=False
+    ):
         if policy_name not in policies.names():
             raise ValueError(
                 f"unknown scheduler {policy_name!r}; allowed: {', '.join(policies.names())}"
@@ -114,6 +118,9 @@ class Router:
         self._pod_n = np.bincount(lay.pod, minlength=lay.n_pods).astype(np.float64)
         self.price_sum = np.zeros(lay.n_pods)  # sum over steps of each pod's mean price
         self.price_steps = 0  # steps run
+        self._window = float(cfg.sim.window) if windows else None
+        self._win_sum = np.zeros((16 if windows else 0, lay.n_pods))  # per window, as price_sum
+        self._win_steps = np.zeros(self._win_sum.shape[0], np.int64)
         self._next_step = 0
         self._no_ticks = np.zeros((1, lay.n_workers))
         self._seed = int(cfg.sim.seed if seed is None else seed)
@@ -137,17 +144,19 @@ class Router:
             ops.outcome, pr, kn, 0, 0, 0.0, 0, 0.0, 0.0, 0.0, self._pod, self._wf, self._base,
             self._g_dirty, self._health, self._pw_i, self._pw_f, self._pg_i,
         )  # fmt: skip
-        self._steps = ops.entry(ops.run_steps, *self._step_args(0, 0, self._no_ticks, 0))
+        self._steps = ops.entry(
+            ops.run_steps, *self._step_args(0, 0, self._no_ticks, 0, self.price_sum)
+        )
         self._set_queues = ops.entry(
             ops.set_queues, self._wi, self._qi, np.zeros(self.n_workers, np.int64)
         )
 
-    def _step_args(self, k0, k1, u_tick, tick0):
+    def _step_args(self, k0, k1, u_tick, tick0, price_sum):
         return (
             self.params, self._kn, k0, k1, self._wi, self._qi, self._wf, self._count,
             self._base, self._g_dirty, self._pod, self._pod_n, self._health, self._f,
             self._pod_sum, self._pw_i, self._pw_f, self._pg_i, self._pg_f, self._ctr, u_tick,
-            tick0, self.price_sum,
+            tick0, price_sum,
         )  # fmt: skip
 
     # -- the clock ------------------------------------------------------------------------
@@ -174,9 +183,47 @@ class Router:
                 u_tick, tick0 = engine.tick_draws(
                     self._seed, pr.tick, next_tick, t_last, self.n_workers
                 )
-        self._steps(*self._step_args(k0, k1, u_tick, tick0))
+        if self._window is None:
+            self._steps(*self._step_args(k0, k1, u_tick, tick0, self.price_sum))
+        else:
+            self._windowed_steps(k0, k1, u_tick, tick0)
         self._next_step = k1
         self.price_steps += k1 - k0
+
+    def _windowed_steps(self, k0, k1, u_tick, tick0) -> None:
+        """Run steps ``[k0, k1)`` window by window (a step's window is the kernel's
+        ``int(t0 / window)``), each window's prices summed in its own row."""
+        dt, win = self.params.dt, self._window
+        k = k0
+        while k < k1:
+            w = int(k * dt / win)
+            e = max(k + 1, math.floor((w + 1) * win / dt) - 1)
+            while int(e * dt / win) <= w:  # the first step of a later window
+                e += 1
+            e = min(e, k1)
+            if w >= self._win_sum.shape[0]:
+                n = max(2 * self._win_sum.shape[0], w + 1)
+                grown = np.zeros((n, self.n_pods))
+                grown[: self._win_sum.shape[0]] = self._win_sum
+                steps = np.zeros(n, np.int64)
+                steps[: self._win_steps.size] = self._win_steps
+                self._win_sum, self._win_steps = grown, steps
+            self._steps(*self._step_args(k, e, u_tick, tick0, self._win_sum[w]))
+            self._win_steps[w] += e - k
+            k = e
+        self.price_sum[:] = self._win_sum.sum(axis=0)
+
+    def price_series(self, n_windows: int) -> np.ndarray:
+        """``[n_windows, n_pods]``: each pod's mean price over the steps of each
+        ``sim.window`` run so far (NaN where none ran), as the dataset's ``price``.
+        Needs ``windows=True``."""
+        if self._window is None:
+            raise ValueError("price_series needs a Router made with windows=True")
+        out = np.full((n_windows, self.n_pods), np.nan)
+        m = min(n_windows, self._win_steps.size)
+        ran = self._win_steps[:m] > 0
+        out[:m][ran] = self._win_sum[:m][ran] / self._win_steps[:m][ran, None]
+        return out
 
     def tick(self, now: float) -> None:
         """Run the step starts up to ``now``: the policy's timers (ejection sweeps,

@@ -11,9 +11,10 @@ a testbed dataset and ``otfr_vec.simulate``'s can be compared variable by variab
 * ``routed``: decisions (prefill and decode) per window of their time and pod of the
   chosen worker; ``failures``: timeouts and failures per window of their time, charged
   to the pods of the request's prefill and decode workers;
-* ``bandwidth_factor`` and ``health_label``: the scenario itself, as in the simulator.
+* ``bandwidth_factor`` and ``health_label``: the scenario itself, as in the simulator;
+* ``price``: the online router's own mean risk price per window and pod (it runs the
+  simulator's price kernel on what the testbed showed it).
 
-Not in a testbed dataset: ``price`` (the online router's prices are internal to it).
 Added, under a ``request`` dimension: what happened to each replayed request
 (``tb_*`` variables), for analyses the aggregate metrics cannot answer (transfer times
 against the model, where requests timed out). Run attributes ``testbed:*`` give the
@@ -32,7 +33,7 @@ from omegaconf import OmegaConf
 from .. import __version__
 from ..kernels.structs import HIST_BINS, HIST_LO, HIST_PER_DECADE
 from ..metrics import METRICS, SERIES, deflection_ratio, hist_quantile, resilience_index
-from ..results import window_means
+from ..results import scheduler_coords, variable_attrs, window_means
 from .router import OUTCOME
 
 REQUEST_VARS = {
@@ -133,6 +134,11 @@ def policy_dataset(out, cfg, sc, policy: str) -> xr.Dataset:
     data = {k: ("scheduler", [v]) for k, v in m.items()}
     data["routed"] = (("scheduler", "window", "pod"), routed[None])
     data["failures"] = (("scheduler", "window", "pod"), failures[None])
+    price = np.full((n_win, n_pods), np.nan)
+    got = np.asarray(rec.get("price", np.zeros((0, 0))))
+    if got.ndim == 2 and got.shape[1] == n_pods:
+        price[: got.shape[0]] = got[:n_win]
+    data["price"] = (("scheduler", "window", "pod"), price[None])
     data["window_arrivals"] = (("scheduler", "window"), win_arr[None])
     data["window_failures"] = (("scheduler", "window"), win_fail[None])
     data["bandwidth_factor"] = (("window", "pod"), factor)
@@ -159,20 +165,28 @@ def policy_dataset(out, cfg, sc, policy: str) -> xr.Dataset:
         data[k] = (("scheduler", "request"), np.asarray(v)[None])
     ds = xr.Dataset(
         data,
-        coords={
-            "scheduler": np.array([policy], dtype=str),
+        coords={  # the simulator's coordinates and attrs (otfr_vec.results.to_dataset)
+            **scheduler_coords([policy]),
             "window": (
                 "window",
                 np.arange(n_win) * sim.window,
-                {"units": "s", "description": "start of the time-series window"},
+                {
+                    "long_name": "window start",
+                    "units": "s",
+                    "description": "start of the time-series window",
+                },
             ),
-            "pod": np.arange(n_pods),
+            "pod": (
+                "pod",
+                np.arange(n_pods),
+                {"long_name": "pod index", "units": "1", "description": "pod of the cluster"},
+            ),
             "request": np.arange(a.size),
         },
     )
-    for name, meta in {**METRICS, **SERIES}.items():
+    for name in {**METRICS, **SERIES}:
         if name in ds:
-            ds[name].attrs.update(units=meta.units, description=meta.description)
+            ds[name].attrs.update(variable_attrs(name))
     for name, (units, desc) in REQUEST_VARS.items():
         ds[name].attrs.update(units=units, description=desc)
     ds.attrs.update(run_attrs(out, cfg, sc, policy))
@@ -233,7 +247,7 @@ def combine(parts: list[xr.Dataset]) -> xr.Dataset:
         ds["gap_to_oracle"] = fr - fr.sel(scheduler="oracle")
     else:
         ds["gap_to_oracle"] = fr * np.nan
-    ds["gap_to_oracle"].attrs.update(METRICS["gap_to_oracle"]._asdict())
+    ds["gap_to_oracle"].attrs.update(variable_attrs("gap_to_oracle"))
     ds.attrs["otfr_vec:wall_s"] = float(
         sum(p.attrs[f"testbed:{s}:wall_s"] for p in parts for s in p.scheduler.values)
     )

@@ -10,19 +10,28 @@ One request's life, as the simulator has it (README "What is simulated"):
 3. ``choose("decode", pod of p)``, ``routed(d)``; ``POST /decode`` to ``d``, which streams
    the request's events: slot reserved and KV transfer started (``tx``), KV cache arrived
    (``kv``: it has left ``p``, ``released(p)``), first token (``first``: the request
-   succeeded, ``outcome(p)`` and ``outcome(d)`` with its TTFT), last token (``done``:
-   ``released(d)``);
+   succeeded, ``outcome(p)`` and ``outcome(d)``), last token (``done``: ``released(d)``);
 4. a ``timeout`` or ``failure`` from a worker resolves the request as such for both of its
    workers and releases what it held. A backstop at ``deadline + BACKSTOP_S`` resolves a
    request no worker reported on (counted; none is expected; not in the ``queue`` scope,
    where what is in service legitimately finishes after the deadline).
 
+Outcomes carry each leg's latency as the simulator's policies see it (docs/POLICIES.md):
+the prefill leg from the request's receipt until its KV cache left ``p`` (a success) or
+it resolved; the decode leg from the decode decision until the first token or the
+resolution; and each worker's load when the request was routed to it (``rif``).
+
 Every ``tick`` seconds the router calls ``tick(now)`` and ``observe(now, ...)`` with what
 the testbed can supply: the health labels in force (the scenario's own label draws, the
 truth for a policy that the simulator gives the truth), the observed bandwidth factors
-when ``telemetry.mode`` is not ``none``, and each worker's compute-busy fraction (a
-prefill worker is busy while it holds a queued or in-service prefill, a decode worker's
-fraction is its decoding sequences / decode_slots: the kernel's definitions).
+when ``telemetry.mode`` is not ``none``, each worker's compute-busy fraction (a prefill
+worker is busy while it holds a queued or in-service prefill, a decode worker's fraction
+is its decoding sequences / decode_slots: the kernel's definitions) and the engine
+metrics a scraping policy reads, as the router knows them from its own messages
+(prefill: requests queued or in service; decode: requests waiting for a slot, slots in
+use, sequences decoding). Sequences decoding are also reported at every first and last
+token (a latency-aware balancer counts pending requests until their first byte). The
+router keeps its prices per ``sim.window`` for the dataset's ``price``.
 
 On ``dump`` (stdin) the router writes its per-request records to ``records.npz`` and
 answers ``dumped``. Any exception ends the process (and so the run) loudly.
@@ -66,6 +75,7 @@ class Records:
         self.outcome = np.zeros(n, np.int8)
         self.where = np.zeros(n, np.int8)
         self.decide_ns: list[int] = []
+        self.price = np.zeros((0, 0))  # per window and pod: the router's mean risk price
         self.lag: list[float] = []
         self.backstops = 0
 
@@ -80,24 +90,24 @@ class Records:
             decide_ns=np.asarray(self.decide_ns, np.int64),
             lag=np.asarray(self.lag),
             backstops=np.int64(self.backstops),
+            price=self.price,
         )
 
 
 class BedRouter:
     def __init__(self, plan: dict, cfg, n_requests: int):
-        from ..scenario.degradation import make_degradation
-        from ..scenario.health import make_faults, make_labels
-        from ..scenario.layout import make_layout
+        from ..engine import make_scenario
         from .routing import make_router, sees_truth
 
         self.plan, self.cfg = plan, cfg
         self.r = make_router(plan["policy"], cfg)
-        lay = make_layout(cfg.cluster)
+        sc = make_scenario(cfg)
+        lay = sc.layout
         self.pod = lay.pod
-        self.n_prefill, self.n_workers = lay.n_prefill, lay.n_workers
-        self.deg = make_degradation(cfg)
-        self.labels = make_labels(cfg, lay, self.deg, make_faults(cfg, lay))
-        self.truth_labels, self.true_bw = sees_truth(plan["policy"])
+        self.n_prefill, self.n_workers, self.n_win = lay.n_prefill, lay.n_workers, sc.n_win
+        self.deg = sc.degradation
+        self.labels = sc.labels
+        self.truth_labels, self.true_bw = sees_truth(plan["policy"], cfg)
         self.threshold = float(cfg.health.threshold)
         self.urls = [f"http://{w['addr']}:{plan['http_port']}" for w in plan["workers"]]
         self.addrs = [w["addr"] for w in plan["workers"]]
@@ -106,6 +116,8 @@ class BedRouter:
         self.kv_per_token = float(cfg.network.kv_bytes_per_token)
         self.rec = Records(n_requests)
         self.held_p = np.zeros(self.n_workers, np.int64)  # prefills queued or in service
+        self.waiting = np.zeros(self.n_workers, np.int64)  # decode: waiting for a slot
+        self.slotted = np.zeros(self.n_workers, np.int64)  # decode: slots in use
         self.decoding = np.zeros(self.n_workers, np.int64)
         self.slots = float(cfg.service.decode_slots)
         self.t0 = 0.0
@@ -139,7 +151,7 @@ class BedRouter:
         if not task.cancelled() and task.exception() is not None and not self.closing:
             fatal("router", task.exception())
 
-    def resolve(self, i, kind, t, where, p, d, done) -> None:
+    def resolve(self, i, kind, t, where, p, d, done, rif=(0, 0)) -> None:
         rec = self.rec
         if rec.outcome[i] != 0:
             return
@@ -148,9 +160,14 @@ class BedRouter:
         rec.t["resolve"][i] = t
         now = self.now()
         latency = t - rec.t["recv"][i]
-        for w in (p, d):
+        ok = kind == "success"
+        legs = (  # (worker, leg latency): see the module docstring
+            (p, (rec.t["kv"][i] if ok else t) - rec.t["recv"][i]),
+            (d, t - rec.t["route_d"][i]),
+        )
+        for (w, lat), r in zip(legs, rif, strict=True):
             if w >= 0:
-                self.r.outcome(w, kind, latency, now)
+                self.r.outcome(w, kind, max(float(lat), 0.0), now, rif=r)
         if not done.done():
             done.set_result({"i": i, "outcome": kind, "latency": latency})
 
@@ -160,10 +177,10 @@ class BedRouter:
         deadline = self.t0 + a + self.timeout
         now = self.now()
         p = self.choose("prefill", int(b["ingress"]), now)
-        r.routed(p, now)
+        rif = [r.routed(p, now), 0]
         rec.p[i], rec.t["route_p"][i] = p, now
         kv_bytes = int(round(float(b["prompt"]) * self.kv_per_token))
-        p_held, d, d_held = True, -1, False
+        p_held, d, d_held, d_wait, d_slot = True, -1, False, False, False
         try:
             # queue scope: what is in service finishes after the deadline, no backstop
             limit = None if self.scope == "queue" else deadline + BACKSTOP_S
@@ -183,14 +200,15 @@ class BedRouter:
                 finally:
                     self.held_p[p] -= 1
                 if ev["ev"] == "timeout":
-                    self.resolve(i, "timeout", ev["t"] - self.t0, "PQ", p, -1, done)
+                    self.resolve(i, "timeout", ev["t"] - self.t0, "PQ", p, -1, done, rif)
                     return
                 rec.t["prefilled"][i] = ev["t"] - self.t0
                 now = self.now()
                 rec.t["prefill_rx"][i] = now
                 d = self.choose("decode", int(self.pod[p]), now)
-                r.routed(d, now)
-                d_held = True
+                rif[1] = r.routed(d, now)
+                d_held = d_wait = True
+                self.waiting[d] += 1
                 rec.d[i], rec.t["route_d"][i] = d, now
                 body = {
                     "i": i,
@@ -205,6 +223,9 @@ class BedRouter:
                         kind, t = ev["ev"], ev["t"] - self.t0
                         if kind == "tx":
                             rec.t["tx"][i] = t
+                            self.waiting[d] -= 1
+                            self.slotted[d] += 1
+                            d_wait, d_slot = False, True
                         elif kind == "kv":
                             rec.t["kv"][i] = t
                             r.released(p, self.now())
@@ -213,24 +234,32 @@ class BedRouter:
                             rec.t["first"][i] = t
                             rec.t["first_rx"][i] = self.now()
                             self.decoding[d] += 1
+                            r.observe(self.now(), decoding=self.decoding)
                             if ev["ok"]:
-                                self.resolve(i, "success", t, "", p, d, done)
+                                self.resolve(i, "success", t, "", p, d, done, rif)
                                 backstop.reschedule(None)  # resolved: decoding may go on
                         elif kind == "done":
                             rec.t["end"][i] = t
                             self.decoding[d] -= 1
+                            self.slotted[d] -= 1
+                            d_slot = False
+                            r.observe(self.now(), decoding=self.decoding)
                             r.released(d, self.now())
                             d_held = False
                         else:  # timeout | failure
                             if np.isfinite(rec.t["first"][i]):
                                 self.decoding[d] -= 1
-                            self.resolve(i, kind, t, ev["at"], p, d, done)
+                            self.resolve(i, kind, t, ev["at"], p, d, done, rif)
                             break
         except TimeoutError:
             self.rec.backstops += 1
-            self.resolve(i, "timeout", deadline - self.t0, "router", p, d, done)
+            self.resolve(i, "timeout", deadline - self.t0, "router", p, d, done, rif)
         finally:
             now = self.now()
+            if d_wait:
+                self.waiting[d] -= 1
+            if d_slot:  # the decode worker frees the slot of a request it dropped
+                self.slotted[d] -= 1
             if p_held:
                 r.released(p, now)
                 if np.isfinite(rec.t["prefilled"][i]):  # its KV cache may still be at p
@@ -257,12 +286,17 @@ class BedRouter:
             bandwidth = f
         elif cfg.telemetry.mode == "delayed":
             bandwidth = self.deg.factor(np.array([now - cfg.telemetry.delay]))[0]
-        busy = np.where(
-            np.arange(self.n_workers) < self.n_prefill,
-            (self.held_p > 0).astype(np.float64),
-            self.decoding / self.slots,
+        prefill = np.arange(self.n_workers) < self.n_prefill
+        busy = np.where(prefill, (self.held_p > 0).astype(np.float64), self.decoding / self.slots)
+        self.r.observe(
+            now,
+            bandwidth=bandwidth,
+            labels=labels,
+            busy=busy,
+            queue=np.where(prefill, self.held_p, self.waiting),
+            slots=self.slotted,
+            decoding=self.decoding,
         )
-        self.r.observe(now, bandwidth=bandwidth, labels=labels, busy=busy)
 
     async def ticker(self, tick: float) -> None:
         loop = asyncio.get_running_loop()
@@ -304,6 +338,7 @@ async def main(argv: list[str]) -> None:
     async for line in lines:
         if line == "dump":
             bed.closing = True
+            bed.rec.price = bed.r.price_series(bed.n_win)
             bed.rec.save(run_dir / "records.npz")
             say("dumped")
     bed.closing = True

@@ -1,42 +1,28 @@
-"""Which online router the testbed uses, and what each policy is shown.
-
-``otfr_vec.online`` (the policies as a library a live router embeds) is used when it is
-installed; until it lands the temporary :mod:`._interim_router` serves ``lc`` and
-``fault_aware_lc``.
-"""
+"""The testbed's router library (``otfr_vec.online``) and what each policy is shown."""
 
 from __future__ import annotations
 
-import importlib.util
+from ..kernels.structs import HEALTH_TRUTH
 
-
-def router_class():
-    if importlib.util.find_spec("otfr_vec.online") is not None:
-        from ..online import Router
-    else:  # TEMPORARY until otfr_vec.online lands on main
-        from ._interim_router import Router
-    return Router
-
-
-def router_source() -> str:
-    return (
-        "otfr_vec.online"
-        if importlib.util.find_spec("otfr_vec.online") is not None
-        else "otfr_vec.testbed._interim_router (temporary: lc and fault_aware_lc only)"
-    )
+ROUTER_SOURCE = "otfr_vec.online"
 
 
 def make_router(policy: str, cfg):
-    return router_class()(policy, cfg)
+    """The online router of ``policy`` (any registered name), keeping its prices per
+    ``sim.window`` for the dataset."""
+    from ..online import Router
+
+    return Router(policy, cfg, windows=True)
 
 
-def sees_truth(policy: str) -> tuple[bool, bool]:
+def router_source() -> str:
+    return ROUTER_SOURCE
+
+
+def sees_truth(policy: str, cfg) -> tuple[bool, bool]:
     """(true health state instead of labels, true bandwidth whatever the telemetry mode):
-    what the simulator gives the policy (``oracle``: both)."""
-    from ..kernels.structs import HEALTH_TRUTH
-    from ..schedulers import POLICIES
+    what the simulator gives the policy (``oracle``: both), from its registry binding."""
+    from ..engine import bind
 
-    pol = POLICIES.get(policy)
-    if pol is None:
-        return False, False
-    return pol.health == HEALTH_TRUTH, bool(pol.true_bw)
+    params = bind(cfg, policy).params
+    return params["health"] == HEALTH_TRUTH, bool(params["true_bw"])
