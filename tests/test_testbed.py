@@ -31,6 +31,19 @@ def test_not_root_is_a_clear_message(monkeypatch, capsys):
     assert "needs root" in err and "otfr_vec.run" in err
 
 
+def test_the_console_script_is_the_module_entry_point(capsys):
+    import tomllib
+    from importlib import import_module
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    module, func = pyproject["project"]["scripts"]["otfr-testbed"].split(":")
+    assert getattr(import_module(module), func) is cli.main
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--help"])
+    assert exit_.value.code == 0 and "{run,compare}" in capsys.readouterr().out
+
+
 def test_unsupported_settings_name_the_key():
     with pytest.raises(ConfigError, match=r"faults\.workers=2"):
         make_testbed_config(["faults.workers=2"])

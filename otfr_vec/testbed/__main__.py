@@ -3,6 +3,7 @@
     python -m otfr_vec.testbed run                                  # ~1 minute, as root
     python -m otfr_vec.testbed run degradation.r=0.05 schedulers=[lc,fault_aware_lc]
     python -m otfr_vec.testbed compare --seeds 3 schedulers=[lc,fault_aware_lc]
+    otfr-testbed run ...                                            # the console script
 
 ``key=value``: any simulator key, over the testbed's scaled defaults
 (otfr_vec/testbed/config.py says which and why). Options: ``--help``.
@@ -45,8 +46,10 @@ def _options_parser(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    script = Path(sys.argv[0]).name == "otfr-testbed"  # the console script, or python -m
     ap = argparse.ArgumentParser(
-        prog="python -m otfr_vec.testbed", description=__doc__.split("\n")[0]
+        prog="otfr-testbed" if script else "python -m otfr_vec.testbed",
+        description=__doc__.split("\n")[0],
     )
     sub = ap.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="run the schedulers of the config in the testbed")
