@@ -32,9 +32,10 @@ def test_not_root_is_a_clear_message(monkeypatch, capsys):
 
 
 def test_the_console_script_is_the_module_entry_point(capsys):
-    import tomllib
     from importlib import import_module
     from pathlib import Path
+
+    import tomllib
 
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     module, func = pyproject["project"]["scripts"]["otfr-testbed"].split(":")
