@@ -207,3 +207,27 @@ def test_one_router_shared_by_threads_stays_consistent():
     assert not errors
     assert r.load.sum() == 0
     assert r._wf[W_OUTC].sum() > 0 and np.isfinite(r.price).all()
+
+
+def test_the_benchmark_writes_its_record(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "ONLINE.md"
+    args = ["--sizes", "64", "--policies", "otfr,p2c_lc", "--calls", "100", "--repeats", "1"]
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.online_bench", *args, "--out", str(out)],
+        cwd=Path(__file__).resolve().parents[1],
+        check=True,
+        capture_output=True,
+    )
+    rec = json.loads(out.with_suffix(".json").read_text())
+    rows = {r["policy"]: r for r in rec["rows"]}
+    assert set(rows) == {"otfr", "p2c_lc"} and "load_average" in rec
+    assert "full scan" in rows["otfr"] and "full scan" not in rows["p2c_lc"]  # own pick
+    for op in ("decision", "routed", "released", "outcome", "step", "observe"):
+        med, lo, hi = rows["otfr"][op]
+        assert 0 < lo <= med <= hi < 1e6, op  # ns per call
+    assert "## A decision: `choose()` (us)" in out.read_text()
