@@ -163,3 +163,31 @@ def test_records_reduce_to_the_simulators_metrics():
         assert ds[name].dims == var.dims and ds[name].attrs == var.attrs, name
     assert (ds.price == 0.25).all()
     np.testing.assert_array_equal(ds.health_label, sim.health_label)
+
+
+def test_compare_formats_both_sides_and_judges_the_order_pair_by_pair():
+    """compare's table from per-seed metrics (no runs): means with intervals, paired
+    differences, the order on each side and which pairs carry over."""
+    import xarray as xr
+
+    from otfr_vec.testbed.compare import METRICS, format_compare
+
+    seeds, scheds = [0, 1, 2, 3], ["lc", "otfr", "p2c_peak_ewma"]
+    fr = {  # failure rates per seed: lc worst on both sides; otfr vs p2c swaps
+        "simulator": [[0.10, 0.12, 0.11, 0.13], [0.01, 0.012, 0.011, 0.013], [0.02] * 4],
+        "testbed": [[0.09, 0.13, 0.10, 0.12], [0.03, 0.031, 0.029, 0.03], [0.02] * 4],
+    }
+    data = {m: (("source", "seed", "scheduler"), np.full((2, 4, 3), 0.5)) for m in METRICS}
+    data["failure_rate"] = (
+        ("source", "seed", "scheduler"),
+        np.array([np.array(fr[src]).T for src in ("testbed", "simulator")]),
+    )
+    tab = xr.Dataset(data, coords={"source": ["testbed", "simulator"], "seed": seeds,
+                                   "scheduler": scheds})  # fmt: skip
+    text = format_compare(tab, scheds)
+    # lc: testbed 9, 13, 10, 12 %: mean 11, sd 1.83, t(3) = 3.18: 11 ± 2.9; paired -0.5 ± 1.6
+    assert "| failure_rate (%) | lc | 11 ± 2.9 | 11.5 ± 2.1 | -0.5 ± 1.6 |" in text
+    assert "testbed p2c_peak_ewma < otfr < lc; simulator otfr < p2c_peak_ewma < lc" in text
+    assert "(DIFFERENT order)" in text and "Kendall's tau" in text
+    assert "| lc vs otfr | 10.4 ± 1.8 | 8 ± 2.8 | carries over" in text
+    assert "| otfr vs p2c_peak_ewma |" in text and "REVERSED in the testbed (separated)" in text

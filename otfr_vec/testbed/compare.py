@@ -93,7 +93,7 @@ def format_compare(tab: xr.Dataset, schedulers) -> str:
         for s in schedulers:
             tb = tab[m].sel(source="testbed", scheduler=s).values
             sim = tab[m].sel(source="simulator", scheduler=s).values
-            cells = [_fmt(*mean_ci(x), scale) for x in (tb, sim, tb - sim)]
+            cells = [_fmt(c.mean, c.half, scale) for c in map(mean_ci, (tb, sim, tb - sim))]
             lines.append(f"| {m} ({unit or '1'}) | {s} | " + " | ".join(cells) + " |")
     order = {}
     for src in ("testbed", "simulator"):
@@ -106,8 +106,54 @@ def format_compare(tab: xr.Dataset, schedulers) -> str:
         + "; simulator "
         + " < ".join(order["simulator"])
         + (" (same order)" if order["testbed"] == order["simulator"] else " (DIFFERENT order)"),
+        "",
+        *pair_lines(tab, schedulers),
     ]
     return "\n".join(lines)
+
+
+def pair_lines(tab: xr.Dataset, schedulers) -> list[str]:
+    """Does the simulator's ordering carry over, pair by pair: for every pair of
+    schedulers, the paired difference of failure rates over seeds on each side (mean and
+    95 % t-interval); a side *separates* a pair when its interval excludes 0."""
+    from scipy.stats import kendalltau
+
+    from ..report import mean_ci
+
+    fr = {src: tab.failure_rate.sel(source=src) for src in ("testbed", "simulator")}
+    means = {src: [float(fr[src].sel(scheduler=s).mean()) for s in schedulers] for src in fr}
+    tau = kendalltau(means["testbed"], means["simulator"]).statistic
+    lines = [
+        f"Kendall's tau between the two orders by mean failure rate: {tau:.2f} "
+        f"({len(schedulers)} schedulers; 1 = the same order).",
+        "",
+        "| pair (a vs b) | simulator: a - b (%) | testbed: a - b (%) | verdict |",
+        "|---|---|---|---|",
+    ]
+    for i, a in enumerate(schedulers):
+        for b in schedulers[i + 1 :]:
+            d = {
+                src: mean_ci((fr[src].sel(scheduler=a) - fr[src].sel(scheduler=b)).values)
+                for src in fr
+            }
+            sep = {src: abs(c.mean) > c.half for src, c in d.items()}  # NaN half: False
+            same_sign = np.sign(d["testbed"].mean) == np.sign(d["simulator"].mean)
+            if sep["simulator"]:
+                verdict = (
+                    "carries over (testbed separates it too)"
+                    if sep["testbed"] and same_sign
+                    else "same sign, not separated in the testbed"
+                    if same_sign
+                    else "REVERSED in the testbed"
+                    + (" (separated)" if sep["testbed"] else " (not separated)")
+                )
+            else:
+                verdict = "the simulator does not separate it" + (
+                    "; the testbed does" if sep["testbed"] else ""
+                )
+            cells = [_fmt(d[src].mean, d[src].half, 100) for src in ("simulator", "testbed")]
+            lines.append(f"| {a} vs {b} | " + " | ".join(cells) + f" | {verdict} |")
+    return lines
 
 
 def plot_compare(tab: xr.Dataset, schedulers, path: Path) -> None:
