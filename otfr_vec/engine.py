@@ -32,6 +32,7 @@ from .kernels.structs import (
     grow,
     new_state,
 )
+from .kernels.trace import event_width, step_width
 from .policies.binding import Binding
 from .scenario import rng
 from .scenario.degradation import Degradation, make_degradation
@@ -61,6 +62,7 @@ class RunResult(NamedTuple):
     scenario: Scenario
     states: dict  # scheduler -> final State
     wall_s: float
+    traces: dict | None = None  # scheduler -> (per-step log, event log, events lost)
 
 
 def n_steps(cfg) -> int:
@@ -95,6 +97,7 @@ def make_params(
     check: bool = False,
     incremental: bool = True,
     binding: Binding | None = None,
+    trace: bool = False,
 ) -> Params:
     layout = sc.layout
     pr, sim = cfg.price, cfg.sim
@@ -140,9 +143,10 @@ def make_params(
         load_weight=load_weight,
         decode_load_scale=load_weight / int(cfg.service.decode_slots),
         has_extra=int(pol.get("has_extra", 0)),
-        hooks=int(pol.get("hooks", 0)),
-        keep_draws=int(pol.get("keep_draws", 0)),
+        hooks=int(pol.get("hooks", 0) or trace),  # a trace records the hook path
+        keep_draws=int(pol.get("keep_draws", 0) or trace),
         tick=float(pol.get("tick", 0.0)),
+        trace=int(trace),
     )
 
 
@@ -165,20 +169,24 @@ def run(
     threads: int = 1,
     progress: Callable[[float], None] | None = None,
     incremental: bool = True,
+    trace: int = 0,
 ) -> RunResult:
     """Simulate ``cfg`` (already validated) for every scheduler in ``cfg.schedulers``.
 
     ``check``: verify conservation and non-negativity at every step (slow; tests).
     ``threads``: run schedulers side by side (kernels release the GIL); results do not
     depend on it. ``incremental=False`` routes by full scans (same choices, slower).
-    ``progress``: called with the simulated fraction after each block.
+    ``progress``: called with the simulated fraction after each block. ``trace``: record
+    the decision trace (``kernels/trace.py``) with room for this many events (0: off).
     """
     t_start = time.perf_counter()
     sc = make_scenario(cfg)
     lay = sc.layout
     scheds = list(cfg.schedulers)
     bindings = {s: bind(cfg, s) for s in scheds}
-    params = {s: make_params(cfg, s, sc, check, incremental, bindings[s]) for s in scheds}
+    params = {
+        s: make_params(cfg, s, sc, check, incremental, bindings[s], trace > 0) for s in scheds
+    }
     states = {}
     for s in scheds:
         st = new_state(lay.n_workers, lay.n_pods, sc.n_win, 1024, bindings[s].shape)
@@ -186,6 +194,9 @@ def run(
         states[s] = st
     no_ticks = np.zeros((1, lay.n_workers))
     scratch = {s: (np.zeros(lay.n_workers), np.zeros(lay.n_pods)) for s in scheds}
+    tr_w = (step_width(lay.n_workers, lay.n_pods), event_width(lay.n_workers))
+    tr_shape = ((sc.n_steps, tr_w[0]), (trace, tr_w[1])) if trace > 0 else ((1, 1), (1, 1))
+    tr = {s: (np.zeros(tr_shape[0]), np.zeros(tr_shape[1]), np.zeros(3, np.int64)) for s in scheds}
     pod_n = np.bincount(lay.pod, minlength=lay.n_pods).astype(np.float64)
     fault_ids = np.flatnonzero(np.isfinite(sc.faults.down_start)).astype(np.int64)
     stream = Stream(sc.workload)
@@ -231,6 +242,7 @@ def run(
                     u_tick,
                     tick0,
                     *scratch[name],
+                    *tr[name],
                 )
                 if used != n_due:
                     raise RuntimeError(f"kernel consumed {used} arrivals, expected {n_due}")
@@ -252,7 +264,8 @@ def run(
                 f"{name}: invariant violated at {st.ctr[ERR]} steps, "
                 f"first at step {st.ctr[ERR_STEP]}"
             )
-    return RunResult(sc, states, time.perf_counter() - t_start)
+    traces = {s: (t[0], t[1][: t[2][0]], int(t[2][1])) for s, t in tr.items()} if trace else None
+    return RunResult(sc, states, time.perf_counter() - t_start, traces)
 
 
 __all__ = ["RunResult", "Scenario", "State", "make_params", "make_scenario", "run"]

@@ -1,7 +1,9 @@
 """otfr_vec.online.Router: the policies as a library a live router calls per event.
 
-Semantics on hand-checkable cases, the clock, draws, bad input, threads, and that the
-fast call path (compiled entry points) decides as Numba's dispatcher does.
+The differential test (the last one): simulated runs of every registered policy,
+replayed into a Router from the step kernel's decision trace, give the same choices.
+Before it: semantics on hand-checkable cases, the clock, draws, bad input, threads, and
+that the fast call path (compiled entry points) decides as Numba's dispatcher does.
 """
 
 from __future__ import annotations
@@ -12,7 +14,20 @@ import numpy as np
 import pytest
 
 from otfr_vec import make_config, policies
-from otfr_vec.kernels.structs import W_OUTC, W_TOUT
+from otfr_vec.engine import run
+from otfr_vec.kernels import trace as T
+from otfr_vec.kernels.policy import envoy_od
+from otfr_vec.kernels.structs import (
+    DECISIONS,
+    FAILED,
+    OUT_FAILURE,
+    OUT_SUCCESS,
+    OUT_TIMEOUT,
+    TIMED_OUT,
+    W_FAIL,
+    W_OUTC,
+    W_TOUT,
+)
 from otfr_vec.online import Router, ops, step_of
 
 ALL = policies.names()
@@ -231,3 +246,114 @@ def test_the_benchmark_writes_its_record(tmp_path):
         med, lo, hi = rows["otfr"][op]
         assert 0 < lo <= med <= hi < 1e6, op  # ns per call
     assert "## A decision: `choose()` (us)" in out.read_text()
+
+
+# --- the differential test: simulated runs replayed through a Router, choice by choice ---
+
+# a tiny cluster where every mechanism acts: a degraded pod, hard faults, noisy labels,
+# direct telemetry, ejection sweeps and breaker timers that fire within the run
+DIFF = [
+    *TINY,
+    "workload.rate=25",
+    "sim.duration=30",
+    "sim.warmup=3",
+    "degradation.onset=8",
+    "degradation.duration=12",
+    "degradation.pods=1",
+    "faults.workers=2",
+    "faults.onset=12",
+    "faults.duration=6",
+    "health.delay=2",
+    "health.refresh=1",
+    "health.noise=0.05",
+    "telemetry.mode=direct",
+    "envoy_od.interval=2",
+    "breaker.timeout_duration=3",
+    "breaker.failure_threshold=3",
+]
+OUT_KIND = {OUT_SUCCESS: "success", OUT_TIMEOUT: "timeout", OUT_FAILURE: "failure"}
+
+
+def replay(cfg, name: str, tr_s: np.ndarray, tr_e: np.ndarray):
+    """Feed a run's trace (kernels/trace.py) into a Router stepped as the kernel steps:
+    at every step start the observations and a check of the state it must have reached;
+    then the step's events in order. Returns the router and (step, kernel's choice,
+    router's choice) of every decision."""
+    r = Router(name, cfg, auto_step=False, windows=True)
+    nw, npod = r.n_workers, r.n_pods
+
+    def block(s, b):
+        return tr_s[s, 1 + b * nw : 1 + (b + 1) * nw]
+
+    def follow(count, t):  # loads fell (KV sent, slots freed, timeouts): released()
+        diff = count.astype(np.int64) - r.load
+        assert (diff <= 0).all(), "a load rose without a decision"
+        for w in np.flatnonzero(diff):
+            for _ in range(-diff[w]):
+                r.released(int(w), t)
+
+    choices, ev = [], 0
+    for s in range(tr_s.shape[0]):
+        t0 = tr_s[s, T.S_T]
+        follow(block(s, T.S_COUNT), t0)
+        for b, row in ((T.S_OUTC, W_OUTC), (T.S_TOUT, W_TOUT), (T.S_FAIL, W_FAIL)):
+            np.testing.assert_array_equal(r._wf[row], block(s, b), err_msg=f"{name} {s} {b}")
+        np.testing.assert_array_equal(r.price, block(s, T.S_PI), err_msg=f"{name} step {s}")
+        r.observe(
+            t0,
+            bandwidth=tr_s[s, 1 + T.N_S_BLOCKS * nw : 1 + T.N_S_BLOCKS * nw + npod],
+            labels=block(s, T.S_HEALTH),
+            busy=block(s, T.S_BUSY),
+            queue=block(s, T.S_QUEUE),
+            slots=block(s, T.S_SLOTS),
+            decoding=block(s, T.S_DEC),
+            down=block(s, T.S_DOWN),
+        )
+        r.tick(t0)
+        while ev < tr_e.shape[0] and tr_e[ev, T.E_STEP] == s:
+            e = tr_e[ev]
+            ev += 1
+            t, j = float(e[T.E_T]), int(e[T.E_J])
+            if e[T.E_KIND] == T.DECISION:
+                follow(e[T.E_COUNT : T.E_COUNT + nw], t)
+                r.observe(t, decoding=e[T.E_COUNT + nw : T.E_COUNT + 2 * nw])
+                role = "prefill" if e[T.E_G] == 0 else "decode"
+                got = r.choose(
+                    role, int(e[T.E_HOME]), t, start=int(e[T.E_START]), u=e[T.E_U : T.E_U + 4]
+                )
+                choices.append((s, j, got))
+                r.routed(j, t)  # the kernel's choice, so one miss does not cascade
+            else:
+                kind = OUT_KIND[int(e[T.E_KIND])]
+                u = e[T.E_U : T.E_U + 2]
+                r.outcome(j, kind, float(e[T.E_LAT]), t, rif=int(e[T.E_RIF]), u=u)
+    assert ev == tr_e.shape[0]
+    return r, choices
+
+
+def test_every_policy_decides_online_as_in_the_kernels():
+    names = list(ALL)
+    cfg = make_config([*DIFF, f"schedulers=[{','.join(names)}]"])
+    traced, plain = run(cfg, trace=100_000), run(cfg)
+    for name in names:
+        st = traced.states[name]
+        # the trace (the hook path for all) changes no result; only the request pool's
+        # hook-path fields (each request's RIF, decode-decision time, draws) differ
+        for field in set(st._fields) - {"qi", "qf"}:
+            assert np.array_equal(getattr(st, field), getattr(plain.states[name], field)), (
+                name,
+                field,
+            )
+        tr_s, tr_e, lost = traced.traces[name]
+        assert lost == 0
+        r, choices = replay(cfg, name, tr_s, tr_e)
+        missed = [c for c in choices if c[1] != c[2]]
+        assert not missed, f"{name}: {len(missed)} of {len(choices)} choices differ: {missed[:5]}"
+        assert len(choices) == st.cnt[DECISIONS] > 1000
+        assert st.cnt[TIMED_OUT] + st.cnt[FAILED] > 0  # outcomes of every kind reached it
+        for field in ("pw_i", "pw_f", "pg_i", "pg_f"):  # the policy's own state, bit for bit
+            assert np.array_equal(getattr(r, "_" + field), getattr(st, field)), (name, field)
+        n_win = st.ts_price.shape[0]
+        np.testing.assert_array_equal(r._win_sum[:n_win], st.ts_price)  # the price series
+    # the mechanisms acted: outlier detection ejected workers (their back-off counts)
+    assert traced.states["envoy_od_100"].pw_i[envoy_od.BACKOFF].sum() > 0

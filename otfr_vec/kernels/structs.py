@@ -126,6 +126,7 @@ class Params(NamedTuple):
     hooks: int  # 1: the policy has outcome / refresh / routed hooks (0 for the study's five)
     keep_draws: int  # 1: keep each request's decode and outcome draws (qf[Q_U:])
     tick: float  # s between the policy's timer ticks (0: none)
+    trace: int = 0  # 1: write the decision trace (kernels/trace.py; the hook path for all)
 
 
 class State(NamedTuple):
