@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install wheel sweep run report paper test test-fast lint format bench update-baseline clean
+.PHONY: help install wheel sweep run testbed report paper test test-fast lint format bench update-baseline clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -13,7 +13,7 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev,jobqueue]"
+	$(BIN)/pip install --quiet -e ".[dev,jobqueue,testbed]"
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install otfr_vec with its dev tools
@@ -33,6 +33,9 @@ paper: $(STAMP)  ## every result R1-R10 into outputs/paper (~15 min on 2 cores; 
 
 run: $(STAMP)  ## simulate the default scenario (32 x 32 workers, r = 0.10) for all five schedulers
 	$(BIN)/python -m otfr_vec.run $(ARGS)
+
+testbed: $(STAMP)  ## the loopback testbed's default run (needs root; ~1 min) into outputs/testbed.zarr
+	$(BIN)/python -m otfr_vec.testbed run $(ARGS)
 
 test: $(STAMP)  ## run the test suite
 	$(BIN)/python -m pytest -q

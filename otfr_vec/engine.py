@@ -33,6 +33,7 @@ from .kernels.structs import (
     grow,
     new_state,
 )
+from .kernels.trace import event_width, step_width
 from .policies.binding import Binding
 from .scenario import rng
 from .scenario.degradation import Degradation, make_degradation
@@ -63,6 +64,7 @@ class RunResult(NamedTuple):
     states: dict  # scheduler -> final State
     wall_s: float
     params: dict  # scheduler -> Params of its run
+    traces: dict | None = None  # scheduler -> (per-step log, event log, events lost)
 
 
 def n_steps(cfg) -> int:
@@ -114,6 +116,7 @@ def make_params(
     incremental: bool = True,
     binding: Binding | None = None,
     route: str = "auto",
+    trace: bool = False,
 ) -> Params:
     layout = sc.layout
     pr, sim = cfg.price, cfg.sim
@@ -159,11 +162,12 @@ def make_params(
         load_weight=load_weight,
         decode_load_scale=load_weight / int(cfg.service.decode_slots),
         has_extra=int(pol.get("has_extra", 0)),
-        hooks=int(pol.get("hooks", 0)),
-        keep_draws=int(pol.get("keep_draws", 0)),
+        hooks=int(pol.get("hooks", 0) or trace),  # a trace records the hook path
+        keep_draws=int(pol.get("keep_draws", 0) or trace),
         tick=float(pol.get("tick", 0.0)),
         price_on=int(pol["lambda_r"] > 0 or pol.get("needs_util", 0)),
         tree=int(incremental and use_tree(route, layout)),
+        trace=int(trace),
     )
 
 
@@ -180,6 +184,16 @@ def tick_draws(seed: int, tick: float, next_tick: int, t_last: float, n_workers:
     return (np.stack(rows) if rows else np.zeros((1, n_workers))), next_tick
 
 
+def start_state(layout, n_win: int, capacity: int, pr: Params, binding: Binding) -> State:
+    """A scheduler's fresh state for ``layout``: routing caches sized for ``pr``'s route
+    (two tournament trees, or per-pod minima), the policy's arrays initialised."""
+    n_group = max(layout.n_prefill, layout.n_workers - layout.n_prefill, 1)
+    tree_len = tree_size(n_group) if pr.tree else 0
+    st = new_state(layout.n_workers, layout.n_pods, n_win, capacity, binding.shape, tree_len)
+    policy_init(pr, st.pw_i, st.pw_f, st.pg_i, st.pg_f, binding.knobs, st.ctr)
+    return st
+
+
 def run(
     cfg,
     check: bool = False,
@@ -187,6 +201,7 @@ def run(
     progress: Callable[[float], None] | None = None,
     incremental: bool = True,
     route: str = "auto",
+    trace: int = 0,
 ) -> RunResult:
     """Simulate ``cfg`` (already validated) for every scheduler in ``cfg.schedulers``.
 
@@ -195,7 +210,8 @@ def run(
     depend on it. ``route``: how decisions find the lowest score, ``auto`` (per-pod minima
     or tournament trees, by the layout), ``pods``, ``tree`` or ``scan`` (full scans, as
     ``incremental=False``); every route picks the same workers.
-    ``progress``: called with the simulated fraction after each block.
+    ``progress``: called with the simulated fraction after each block. ``trace``: record
+    the decision trace (``kernels/trace.py``) with room for this many events (0: off).
     """
     t_start = time.perf_counter()
     sc = make_scenario(cfg)
@@ -204,16 +220,16 @@ def run(
     bindings = {s: bind(cfg, s) for s in scheds}
     if route not in ROUTES:
         raise ValueError(f"route={route!r}: allowed values are {', '.join(ROUTES)}")
-    params = {s: make_params(cfg, s, sc, check, incremental, bindings[s], route) for s in scheds}
-    states = {}
-    for s in scheds:
-        n_group = max(lay.n_prefill, lay.n_workers - lay.n_prefill, 1)
-        tree_len = tree_size(n_group) if params[s].tree else 0
-        st = new_state(lay.n_workers, lay.n_pods, sc.n_win, 1024, bindings[s].shape, tree_len)
-        policy_init(params[s], st.pw_i, st.pw_f, st.pg_i, st.pg_f, bindings[s].knobs, st.ctr)
-        states[s] = st
+    params = {
+        s: make_params(cfg, s, sc, check, incremental, bindings[s], route, trace > 0)
+        for s in scheds
+    }
+    states = {s: start_state(lay, sc.n_win, 1024, params[s], bindings[s]) for s in scheds}
     no_ticks = np.zeros((1, lay.n_workers))
     scratch = {s: (np.zeros(lay.n_workers), np.zeros(lay.n_pods)) for s in scheds}
+    tr_w = (step_width(lay.n_workers, lay.n_pods), event_width(lay.n_workers))
+    tr_shape = ((sc.n_steps, tr_w[0]), (trace, tr_w[1])) if trace > 0 else ((1, 1), (1, 1))
+    tr = {s: (np.zeros(tr_shape[0]), np.zeros(tr_shape[1]), np.zeros(3, np.int64)) for s in scheds}
     pod_n = np.bincount(lay.pod, minlength=lay.n_pods).astype(np.float64)
     fault_ids = np.flatnonzero(np.isfinite(sc.faults.down_start)).astype(np.int64)
     stream = Stream(sc.workload)
@@ -259,6 +275,7 @@ def run(
                     u_tick,
                     tick0,
                     *scratch[name],
+                    *tr[name],
                 )
                 if used != n_due:
                     raise RuntimeError(f"kernel consumed {used} arrivals, expected {n_due}")
@@ -280,7 +297,8 @@ def run(
                 f"{name}: invariant violated at {st.ctr[ERR]} steps, "
                 f"first at step {st.ctr[ERR_STEP]}"
             )
-    return RunResult(sc, states, time.perf_counter() - t_start, params)
+    traces = {s: (t[0], t[1][: t[2][0]], int(t[2][1])) for s, t in tr.items()} if trace else None
+    return RunResult(sc, states, time.perf_counter() - t_start, params, traces)
 
 
-__all__ = ["RunResult", "Scenario", "State", "make_params", "make_scenario", "run"]
+__all__ = ["RunResult", "Scenario", "State", "make_params", "make_scenario", "run", "start_state"]

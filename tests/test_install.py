@@ -115,6 +115,7 @@ def test_console_scripts_run_outside_the_source_tree(installed):
     )
     assert bool(xr.open_zarr(work / "sweep.zarr").done.all())
     assert "usage:" in _run([bin_ / "otfr-report", "--help"], work, env=_env()).stdout
+    assert "{run,compare}" in _run([bin_ / "otfr-testbed", "--help"], work, env=_env()).stdout
 
 
 def test_hydra_tab_completion_of_the_console_scripts(installed):

@@ -107,6 +107,7 @@ from .structs import (
     WIN_ARR,
     WIN_FAIL,
 )
+from .trace import trace_choice, trace_outcome, trace_step
 
 # what a per-request helper reports back to advance: an outcome kind (OUT_*), none yet,
 # or that the request now needs its decode worker
@@ -227,7 +228,9 @@ def charge_success(wf, qi, i):
 
 
 @kernel
-def charge_policy(pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i, kind, t):
+def charge_policy(
+    pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i, kind, t, tr_e, tr_n
+):
     """The policy's outcome hook for both workers of request ``i``, resolved at ``t``.
 
     Leg latencies as a router measures them: the prefill leg from arrival until the
@@ -238,12 +241,19 @@ def charge_policy(pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, 
     """
     d = qi[Q_D, i]
     lat_p = t - qf[Q_ARR, i]
+    if pr.trace:
+        trace_outcome(
+            tr_e, tr_n, t, qi[Q_P, i], kind, lat_p, qi[Q_RIF_P, i], qf[Q_U + 4, i], qf[Q_U + 5, i]
+        )
     policy_outcome(
         pr, qi[Q_P, i], kind, lat_p, qi[Q_RIF_P, i], t, qf[Q_U + 4, i], qf[Q_U + 5, i],
         pod, wf, base, g_dirty, health, pw_i, pw_f, pg_i, kn,
     )  # fmt: skip
     if d >= 0:
         lat_d = t - qf[Q_TD, i] + (pr.tpot if kind == OUT_SUCCESS else 0.0)
+        if pr.trace:
+            trace_outcome(tr_e, tr_n, t, d, kind, lat_d, qi[Q_RIF_D, i], qf[Q_U + 6, i],
+                          qf[Q_U + 7, i])  # fmt: skip
         policy_outcome(
             pr, d, kind, lat_d, qi[Q_RIF_D, i], t, qf[Q_U + 6, i], qf[Q_U + 7, i],
             pod, wf, base, g_dirty, health, pw_i, pw_f, pg_i, kn,
@@ -596,6 +606,9 @@ def advance(
     tick0,
     health,
     pod_sum,
+    tr_s,
+    tr_e,
+    tr_n,
 ):
     """Advance one scheduler from step ``s0`` to ``s1``; return the arrivals consumed.
 
@@ -604,6 +617,7 @@ def advance(
     draws, ``[n, N_U]``). ``f_true`` and ``f_obs``: ``[s1 - s0, n_pods]`` true and
     observed factors; ``labels``: ``[n_refresh, n_workers]``; ``u_tick``: the policy's
     timer draws, row ``k - tick0`` for tick ``k``; ``health`` and ``pod_sum`` are scratch.
+    ``tr_s``, ``tr_e``, ``tr_n``: the trace (:mod:`.trace`), written if ``pr.trace``.
     """
     n_req = arrival.size
     nxt = 0
@@ -630,7 +644,7 @@ def advance(
                         if pr.hooks:
                             charge_policy(
                                 pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i,
-                                kn, i, OUT_FAILURE, t0,
+                                kn, i, OUT_FAILURE, t0, tr_e, tr_n,
                             )  # fmt: skip
         # 2. prices and base scores
         if pr.health == HEALTH_TRUTH:
@@ -645,6 +659,8 @@ def advance(
                     health[j] = labels[r, j]
         # HEALTH_OFF: health stays all 0 (the engine's scratch starts at 0)
         f_price = f_now if pr.true_bw else f_obs[s - s0]
+        if pr.trace:
+            trace_step(tr_s, tr_n, s, t0, wi, qi, wf, count, health, f_price, pr)
         if pr.hooks:  # the policy's timers, before the step's base scores
             policy_refresh(
                 pr, t0, wi, qi, wf, count, base, g_dirty, pod, health, pw_i, pw_f, pg_i, pg_f, kn,
@@ -682,6 +698,12 @@ def advance(
                     u[nxt, U_PREFILL + 3], count, base, g_min, g_dirty, pod, wi, wf, health,
                     pw_i, pw_f, pg_i, pg_f, kn,
                 )  # fmt: skip
+                if pr.trace:
+                    trace_choice(
+                        tr_e, tr_n, pr, count, wi, a, p, 0, ingress[nxt], tie_p[nxt],
+                        u[nxt, U_PREFILL], u[nxt, U_PREFILL + 1], u[nxt, U_PREFILL + 2],
+                        u[nxt, U_PREFILL + 3],
+                    )  # fmt: skip
                 policy_routed(pr, p, pg_i, kn)
                 if (
                     to_prefill(
@@ -691,7 +713,7 @@ def advance(
                 ):
                     charge_policy(
                         pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i,
-                        OUT_FAILURE, a,
+                        OUT_FAILURE, a, tr_e, tr_n,
                     )  # fmt: skip
             nxt += 1
         # 5. prefill service, then decode routing in order of prefill end
@@ -712,6 +734,11 @@ def advance(
                         qf[Q_U + 3, i], count, base, g_min, g_dirty, pod, wi, wf, health,
                         pw_i, pw_f, pg_i, pg_f, kn,
                     )  # fmt: skip
+                    if pr.trace:
+                        trace_choice(
+                            tr_e, tr_n, pr, count, wi, t, d, 1, pod[qi[Q_P, i]], qi[Q_TIE, i],
+                            qf[Q_U, i], qf[Q_U + 1, i], qf[Q_U + 2, i], qf[Q_U + 3, i],
+                        )  # fmt: skip
                     policy_routed(pr, d, pg_i, kn)
                     got = to_decode(
                         wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, pr, pod, i, d, t, w
@@ -719,7 +746,7 @@ def advance(
                 if pr.hooks and got >= 0:
                     charge_policy(
                         pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i, got,
-                        t,
+                        t, tr_e, tr_n,
                     )  # fmt: skip
         # 6. KV transfers
         nbuf = advance_transfers(wi, qi, qf, ctr, pr, pod, f_now, t0, t1)
@@ -734,7 +761,7 @@ def advance(
                 if pr.hooks and got >= 0:
                     charge_policy(
                         pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i, got,
-                        fin,
+                        fin, tr_e, tr_n,
                     )  # fmt: skip
         # 7. deadlines, in arrival order
         while ctr[DL_LEN] > 0 and dl_t[ctr[DL_HEAD]] < t1:
@@ -750,7 +777,7 @@ def advance(
                 if pr.hooks:
                     charge_policy(
                         pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i,
-                        OUT_TIMEOUT, t,
+                        OUT_TIMEOUT, t, tr_e, tr_n,
                     )  # fmt: skip
         if pr.check:
             check_invariants(wi, count, qi, qf, ctr, cnt, pr, s)

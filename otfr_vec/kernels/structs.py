@@ -129,6 +129,7 @@ class Params(NamedTuple):
     tick: float  # s between the policy's timer ticks (0: none)
     price_on: int  # 1: compute the risk price every step (the policy pays it or reads util)
     tree: int  # 1: route through one tournament tree per group, 0: per-pod minima
+    trace: int  # 1: write the decision trace (kernels/trace.py; the hook path for all)
 
 
 class State(NamedTuple):

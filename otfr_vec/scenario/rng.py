@@ -14,6 +14,8 @@ import numpy as np
 WORKLOAD, DEGRADATION, LABELS, FAULTS = 0, 1, 2, 3
 # policies' own draws: per workload block (decisions, outcomes) and per timer tick
 POLICY, POLICY_TICK = 4, 5
+# a live router's own draws (otfr_vec.online: tie-breaks, P2C samples, probes)
+ONLINE = 6
 
 
 def generator(seed: int, *key: int) -> np.random.Generator:
