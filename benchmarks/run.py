@@ -229,7 +229,7 @@ def sim_section(args, log, rec: dict) -> list[str]:
         "",
         f"The default scenario shortened to sim.duration={args.sim_duration:g} s with "
         f"{' '.join(simulate.SHORT)} (degradation inside the shorter run); cluster "
-        "pods x workers per pod = side x side. Peak RSS: ru_maxrss of a fresh process "
+        "pods x workers per pod = side x side. Peak RSS: VmHWM of a fresh process "
         "per size (after warm-up / at the end); median [min-max] over "
         f"{args.sim_repeats} repeats.",
         "",

@@ -1,8 +1,8 @@
 """Simulator throughput, peak memory, and the pure-Python reference as a speed baseline.
 
 Each cluster size runs in a fresh subprocess (``python -m benchmarks.simulate N ...``)
-so its peak resident memory (``ru_maxrss``: numba's allocations are invisible to
-tracemalloc) belongs to that size alone. The kernels are warmed on a tiny run first
+so its peak resident memory (``otfr_vec.memory.peak_rss``: numba's allocations are
+invisible to tracemalloc) belongs to that size alone. The kernels are warmed on a tiny run first
 (compiled or loaded from numba's cache), then the timed run simulates every scheduler
 on one thread.
 """
@@ -10,7 +10,6 @@ on one thread.
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import time
 from otfr_vec import make_config
 from otfr_vec.engine import run
 from otfr_vec.kernels.structs import ARRIVED
+from otfr_vec.memory import MIB, peak_rss
 
 # the default scenario, shortened: degradation moved into the shorter run
 SHORT = ["sim.warmup=5", "degradation.onset=10", "degradation.duration=15"]
@@ -36,7 +36,7 @@ def overrides(workers: int, duration: float) -> list[str]:
 
 
 def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    return peak_rss() / MIB
 
 
 def measure(workers: int, duration: float, repeats: int, schedulers=None) -> dict:
