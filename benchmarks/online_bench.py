@@ -5,10 +5,11 @@ Per registered policy and number of candidates (workers of a role group: 64 ...
 flight per candidate, released oldest first), timed call by call with
 ``perf_counter_ns`` (the timer's own cost subtracted):
 
-- ``decision``: ``choose("prefill", pod, now)`` (the study's score family through
-  per-pod minima; ``full scan``: the same router built with ``incremental=False``, for
-  the policies whose pick is that argmin; the others draw, probe or follow a schedule
-  and do not use it);
+- ``decision``: ``choose("prefill", pod, now)`` (the study's score family through the
+  router's default routing cache: per-pod minima, or tournament trees where the layout
+  makes them faster, as the simulator's ``route=auto``; ``full scan``: the same router
+  built with ``incremental=False``, for the policies whose pick is that argmin; the
+  others draw, probe or follow a schedule and do not use it);
 - ``routed`` / ``released``: a load + 1 / - 1;
 - ``outcome``: one outcome charged to a worker, successes and timeouts alternating
   (the policy's outcome hook included: ejections, breakers, latency estimates);
@@ -244,8 +245,9 @@ def main(argv=None) -> None:
         "",
         "## A decision: `choose()` (us)",
         "",
-        "Per-pod minima (the router's default) for the study's score family, the policy's "
-        "own pick for the others.",
+        "The router's default routing cache (per-pod minima, or tournament trees where the "
+        "layout makes them faster, as the simulator's `route=auto`) for the study's score "
+        "family, the policy's own pick for the others.",
         "",
         *table(rows, "decision", args.sizes, names),
         "",
