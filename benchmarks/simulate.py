@@ -1,7 +1,7 @@
 """Simulator throughput, peak memory, and the pure-Python reference as a speed baseline.
 
 Each cluster size runs in a fresh subprocess (``python -m benchmarks.simulate N ...``)
-so its peak resident memory (``otfr_vec.memory.peak_rss``: numba's allocations are
+so its peak resident memory (:func:`peak_rss`: numba's allocations are
 invisible to tracemalloc) belongs to that size alone. The kernels are warmed on a tiny run first
 (compiled or loaded from numba's cache), then the timed run simulates every scheduler
 on one thread.
@@ -10,6 +10,7 @@ on one thread.
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -17,7 +18,6 @@ import time
 from otfr_vec import make_config
 from otfr_vec.engine import run
 from otfr_vec.kernels.structs import ARRIVED
-from otfr_vec.memory import MIB, peak_rss
 
 # the default scenario, shortened: degradation moved into the shorter run
 SHORT = ["sim.warmup=5", "degradation.onset=10", "degradation.duration=15"]
@@ -35,8 +35,28 @@ def overrides(workers: int, duration: float) -> list[str]:
     ]
 
 
+def peak_rss() -> float:
+    """This process's peak resident memory, bytes: ``VmHWM`` from ``/proc/self/status``.
+
+    Not ``getrusage``'s ``ru_maxrss``: Linux carries that across ``exec``, so a process
+    started by a large one (a test under pytest, a benchmark's child) reports at least
+    its parent's peak (measured: 625 MiB for a 235 MiB run under the whole test suite).
+    ``VmHWM`` belongs to the process's own address space. ``ru_maxrss`` where there is
+    no ``/proc`` (bytes from KiB on Linux and BSD; macOS reports bytes).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    r = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return r if sys.platform == "darwin" else r * 1024
+
+
 def _rss_mib() -> float:
-    return peak_rss() / MIB
+    return peak_rss() / (1 << 20)
 
 
 def measure(workers: int, duration: float, repeats: int, schedulers=None) -> dict:

@@ -31,9 +31,10 @@ MIB = 1 << 20
 # The interpreter with numpy, numba (kernels loaded from its cache), xarray, zarr, scipy
 # and Hydra: 217 MiB peak RSS for a 1 x 2-worker, 30 s run (python -m otfr_vec.run
 # cluster.pods=1 cluster.workers_per_pod=2 sim.duration=30, numpy 2.4, numba 0.68), and
-# 235 MiB (peak_rss) for tests/test_memory.py's long run, with the kernels of every
-# policy; the margin covers other library versions. Not counted: the first run on a
-# fresh install compiles the kernels, about 300 MiB more (525-560 MiB for that run), once.
+# 235 MiB (VmHWM, benchmarks/simulate.py:peak_rss) for tests/test_memory.py's long run,
+# with the kernels of every policy; the margin covers other library versions. Not
+# counted: a first run on a fresh install compiles the kernels, about 300 MiB more
+# (525-560 MiB for that run), once.
 BASE_BYTES = 384 * MIB
 # post-processing: a few float64 arrays of one chunk (results.CHUNK_VALUES values) at once
 CHUNK_BYTES = 6 * 8 * CHUNK_VALUES
@@ -79,29 +80,6 @@ def _state_sizes() -> dict:
         "window_pod": per_pod_win,
         "place": (size(1, 1, 1, 2 * cap) - base) / cap,
     }
-
-
-def peak_rss() -> float:
-    """This process's peak resident memory, bytes: ``VmHWM`` from ``/proc/self/status``.
-
-    Not ``getrusage``'s ``ru_maxrss``: Linux carries that across ``exec``, so a process
-    started by a large one (a test under pytest, a benchmark's child) reports at least
-    its parent's peak (measured: 625 MiB for a 235 MiB run under the whole test suite).
-    ``VmHWM`` belongs to the process's own address space. ``ru_maxrss`` where there is
-    no ``/proc`` (bytes from KiB on Linux and BSD; macOS reports bytes).
-    """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return float(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import resource
-    import sys
-
-    r = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    return r if sys.platform == "darwin" else r * 1024
 
 
 def physical_memory() -> int | None:
@@ -235,6 +213,5 @@ __all__ = [
     "estimate",
     "limit_bytes",
     "memory_errors",
-    "peak_rss",
     "physical_memory",
 ]

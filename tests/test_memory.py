@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from otfr_vec import make_config
 from otfr_vec.memory import MIB, estimate
@@ -27,7 +28,7 @@ WIDE = [
 SCRIPT = """
 import json, sys
 from otfr_vec import make_config, simulate
-from otfr_vec.memory import peak_rss
+from benchmarks.simulate import peak_rss
 simulate(make_config(sys.argv[1:]))
 print(json.dumps(peak_rss()))
 """
@@ -46,6 +47,7 @@ def peak_rss(overrides) -> float:
 def _run(overrides):
     return subprocess.run(
         [sys.executable, "-c", SCRIPT, *overrides],
+        cwd=Path(__file__).resolve().parents[1],  # benchmarks/ is importable from there
         capture_output=True,
         text=True,
         timeout=600,
