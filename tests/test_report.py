@@ -210,6 +210,19 @@ def test_lost_and_corrupted_chunks_are_left_out_and_named(stores, tmp_path):
     assert re.search(r"\| 0\.1 \| [\d.]+ % \| \[.*\] % \| \*\*3 of 4\*\* \|", r1)  # reduction
 
 
+def test_a_changed_value_the_counts_cannot_show_fails_its_checksum(stores, tmp_path):
+    """A done cell whose TTFT was changed keeps its count identities; only the sweep's
+    per-cell checksum (otfr_vec.store.verify) shows it: named and left out too."""
+    path = tmp_path / "changed.zarr"
+    shutil.copytree(stores["severity"], path)
+    p50 = zarr.open_array(str(path / "ttft_p50"), mode="r+")
+    p50[0, 2] = p50[0, 2] * 0.5  # r = 0.1, seed 2
+    text, _ = report(tmp_path, [str(path)])
+    r1 = section(text, "R1")
+    assert "1 damaged cell left out" in r1, r1
+    assert "degradation.r = 0.1, seed 2." in r1
+
+
 def test_store_lacking_variables_draws_the_rest(stores, tmp_path):
     ds = xr.open_zarr(stores["severity"]).load().drop_vars(["resilience_index", "gap_to_oracle"])
     path = tmp_path / "lacking.zarr"

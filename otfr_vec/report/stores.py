@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from ..config.schema import Config
 from ..config.sweep_schema import flatten
 from ..metrics import METRICS
+from ..store import StoreError, verify
 from ..sweep import SWEEP_KEYS
 
 SEED, SCHEDULER = "seed", "scheduler"
@@ -176,6 +177,23 @@ def _inconsistent(ds: xr.Dataset) -> xr.DataArray | None:
     return out.any(SCHEDULER)
 
 
+def _unverified(path: str, done: xr.DataArray) -> xr.DataArray | None:
+    """Done cells of a sweep store whose values do not match their per-cell checksum
+    (:func:`otfr_vec.store.verify`: a changed value the count identities cannot see, a
+    chunk lost or unreadable). None for a store without checksums (written by
+    ``run out=`` or by an older otfr_vec), where the identities are the only check."""
+    try:
+        status = verify(path)
+    except (StoreError, KeyError):
+        return None
+    if not status.damaged:
+        return None
+    mask = np.zeros(done.shape, bool)
+    for at in status.damaged:
+        mask[at] = True
+    return xr.DataArray(mask, coords=done.coords, dims=done.dims)
+
+
 def _cells(mask: xr.DataArray) -> list[str]:
     """The True cells of ``mask`` in words (``degradation.r = 0.1, seed 2``)."""
     out = []
@@ -207,8 +225,10 @@ def _unfinished(done: xr.DataArray) -> list[str]:
 def open_store(path: str) -> Store:
     """Open and load a store written by ``otfr_vec.sweep`` or ``otfr_vec.run out=...``.
 
-    Cells not marked done (a sweep still running or interrupted) become NaN; what is not
-    finished and which metrics are absent are recorded for the report to say.
+    Cells not marked done (a sweep still running or interrupted) become NaN; so do done
+    cells that are damaged (counts that break their identities, unreadable chunks, values
+    that fail their checksum); what is not finished or damaged and which metrics are
+    absent are recorded for the report to say.
     """
     p = Path(path)
     if not p.exists():
@@ -233,8 +253,10 @@ def open_store(path: str) -> Store:
         if store.finished < store.cells:
             store.unfinished = _unfinished(done)
     bad = _inconsistent(ds)
-    if unreadable is not None:
-        bad = unreadable if bad is None else (bad | unreadable)
+    checked = _unverified(path, done) if kind == "sweep" and done is not None else None
+    for more in (unreadable, checked):
+        if more is not None:
+            bad = more if bad is None else (bad | more)
     if bad is not None:
         if done is not None:
             bad = bad & done
