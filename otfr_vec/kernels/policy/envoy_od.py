@@ -117,46 +117,13 @@ def outcome(pr, pod, wf, base, g_dirty, health, pw_i, pw_f, pg_i, kn, j, kind, t
         pw_i[CGW, j] = 0
         return
     pw_i[SR_T, j] += 1
-    pw_i[CGW, j] += 1
-    if pw_i[CGW, j] == kn[K_CGW] and pw_i[EJECTED, j] == 0:
-        eject(
-            pr,
-            pod,
-            wf,
-            base,
-            g_dirty,
-            health,
-            pw_i,
-            pw_f,
-            pg_i,
-            kn,
-            j,
-            t,
-            u_enf,
-            kn[K_ENF_CGW],
-            u_jit,
-        )
-        pw_i[CGW, j] = 0
-    pw_i[C5XX, j] += 1
-    if pw_i[C5XX, j] == kn[K_C5XX] and pw_i[EJECTED, j] == 0:
-        eject(
-            pr,
-            pod,
-            wf,
-            base,
-            g_dirty,
-            health,
-            pw_i,
-            pw_f,
-            pg_i,
-            kn,
-            j,
-            t,
-            u_enf,
-            kn[K_ENF_C5XX],
-            u_jit,
-        )
-        pw_i[C5XX, j] = 0
+    # gateway failures first, then 5xx: Envoy's order; each counter resets once it ejects
+    for c, k_n, k_enf in ((CGW, K_CGW, K_ENF_CGW), (C5XX, K_C5XX, K_ENF_C5XX)):
+        pw_i[c, j] += 1
+        if pw_i[c, j] == kn[k_n] and pw_i[EJECTED, j] == 0:
+            eject(pr, pod, wf, base, g_dirty, health, pw_i, pw_f, pg_i, kn, j, t, u_enf,
+                  kn[k_enf], u_jit)  # fmt: skip
+            pw_i[c, j] = 0
 
 
 @kernel
