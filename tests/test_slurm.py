@@ -20,19 +20,11 @@ from pathlib import Path
 
 import pytest
 import xarray as xr
+from conftest import GRID
 
 from otfr_vec import make_config
 from otfr_vec.sweep import run_sweep
 
-TINY = ["cluster.pods=2", "cluster.workers_per_pod=4", "sim.duration=20", "sim.warmup=4"]
-TINY += ["degradation.onset=8", "degradation.duration=6", "degradation.pods=1"]
-GRID = [
-    "+grid=severity",
-    "schedulers=${policies:study}",
-    "sweep.axes.degradation.r=[0.1,0.01]",
-    "sweep.seeds=2",
-    *TINY,
-]
 PACKAGES = ["slurm-wlm", "munge"]
 DAEMONS = ("munged", "slurmctld", "slurmd")
 

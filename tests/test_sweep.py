@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import GRID, TINY
 
 from otfr_vec import make_config
 from otfr_vec import store as store_mod
@@ -22,15 +23,6 @@ from otfr_vec.metrics import METRICS
 from otfr_vec.store import done_mask
 from otfr_vec.sweep import cell_seed, plan, run_sweep
 
-TINY = ["cluster.pods=2", "cluster.workers_per_pod=4", "sim.duration=20", "sim.warmup=4"]
-TINY += ["degradation.onset=8", "degradation.duration=6", "degradation.pods=1"]
-GRID = [
-    "+grid=severity",
-    "schedulers=${policies:study}",
-    "sweep.axes.degradation.r=[0.1,0.01]",
-    "sweep.seeds=2",
-    *TINY,
-]
 BIN = Path(sys.executable).parent
 
 
