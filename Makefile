@@ -28,7 +28,7 @@ sweep: $(STAMP)  ## the main job: the severity grid (r x every scheduler x 4 see
 report: $(STAMP)  ## figures and REPORT.md from the stores in outputs/ (into outputs/report; ARGS="--use severity=PATH" picks among candidates)
 	$(BIN)/python -m otfr_vec.report $(wildcard outputs/*.zarr) --out outputs/report $(ARGS)
 
-paper: $(STAMP)  ## every result R1-R10 into outputs/paper (~15 min on 2 cores; resumes; FRESH=1 make paper starts from scratch)
+paper: $(STAMP)  ## every result R1-R10 into outputs/paper (25 min on 2 cores; resumes; FRESH=1 make paper starts from scratch)
 	PY=$(BIN)/python bash sweeps/paper.sh
 
 run: $(STAMP)  ## simulate the default scenario (32 x 32 workers, r = 0.10) for all five schedulers
@@ -50,7 +50,7 @@ lint: $(STAMP)  ## ruff lint and format check
 format: $(STAMP)  ## ruff autoformat
 	$(BIN)/ruff format otfr_vec tests benchmarks
 
-bench: $(STAMP)  ## every benchmark into outputs/benchmarks (ARGS=--record: refresh benchmarks/RESULTS.md; ~15 min)
+bench: $(STAMP)  ## every benchmark into outputs/benchmarks (ARGS=--record: refresh benchmarks/RESULTS.md; ~4 min)
 	$(BIN)/python -m benchmarks $(ARGS)
 
 update-baseline: $(STAMP)  ## refresh tests/baselines/metrics.json after an intended change of results (say why in the commit)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate every result of the study (R1-R10) from scratch: the six grids, the
 # mechanism run, the benchmarks and the report.    make paper   (or FRESH=1 make paper)
-# Runtime: about 15 min on the 2-core development machine (sweeps/recipes.md per result).
+# Runtime: 24 min 43 s from scratch on the 2-core development machine (Intel Xeon, idle;
+# every grid, the benchmarks and the report; sweeps/recipes.md per result).
 # Stores resume: an interrupted `make paper` continues where it stopped; FRESH=1 first
 # deletes outputs/paper.
 set -euo pipefail
