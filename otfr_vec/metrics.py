@@ -143,9 +143,31 @@ def deflection_ratio(
 def scalar_metrics(st, cfg, factor_windows: np.ndarray) -> dict:
     """The per-scheduler metrics of one run, from its final kernel state."""
     c = st.cnt
-    arrived = int(c[ARRIVED_M])
-    to, fo = int(c[TIMED_OUT_M]), int(c[FAILED_M])
-    done = int(c[COMPLETED_M])
+    return count_metrics(
+        cfg,
+        int(c[ARRIVED_M]),
+        int(c[COMPLETED_M]),
+        int(c[TIMED_OUT_M]),
+        int(c[FAILED_M]),
+        st.win[WIN_ARR],
+        st.win[WIN_FAIL],
+        st.ts[TS_ROUTED],
+        factor_windows,
+        (st.hist[H_TTFT], st.lat_sum[H_TTFT]),
+        (st.hist[H_E2E], st.lat_sum[H_E2E]),
+        int(c[DECISIONS]),
+    )
+
+
+def count_metrics(
+    cfg, arrived, done, to, fo, win_arr, win_fail, routed, factor_windows, ttft, e2e, decisions
+) -> dict:
+    """The per-scheduler metrics from what any run counts: measured requests ``arrived``,
+    ``done``, timed out ``to`` and failed otherwise ``fo``; arrivals and failures per
+    window; routing decisions per window and pod; ``ttft`` and ``e2e`` as (latency
+    histogram, sum of latencies) of the completed requests. The simulator
+    (:func:`scalar_metrics`) and the testbed both call it, so their metrics are one
+    definition."""
     sim = cfg.sim
     measure_end = sim.duration - sim.timeout
     onset = cfg.degradation.onset
@@ -154,10 +176,10 @@ def scalar_metrics(st, cfg, factor_windows: np.ndarray) -> dict:
         "failure_rate": (to + fo) / arrived if arrived else float("nan"),
         "timeout_share": to / (to + fo) if (to + fo) else float("nan"),
         "resilience_index": resilience_index(
-            st.win[WIN_ARR], st.win[WIN_FAIL], sim.window, onset, sim.warmup, measure_end
+            win_arr, win_fail, sim.window, onset, sim.warmup, measure_end
         ),
         "deflection_ratio": deflection_ratio(
-            st.ts[TS_ROUTED], factor_windows, sim.window, onset, min(end, sim.duration), sim.warmup
+            routed, factor_windows, sim.window, onset, min(end, sim.duration), sim.warmup
         ),
         "arrived": arrived,
         "completed": done,
@@ -165,12 +187,10 @@ def scalar_metrics(st, cfg, factor_windows: np.ndarray) -> dict:
         "failed_other": fo,
         "in_flight": arrived - done - to - fo,
         "goodput": done / max(measure_end - sim.warmup, 1e-12),
-        "ttft_mean": st.lat_sum[H_TTFT] / done if done else float("nan"),
-        "ttft_p50": hist_quantile(st.hist[H_TTFT], 0.50),
-        "ttft_p99": hist_quantile(st.hist[H_TTFT], 0.99),
-        "e2e_mean": st.lat_sum[H_E2E] / done if done else float("nan"),
-        "e2e_p50": hist_quantile(st.hist[H_E2E], 0.50),
-        "e2e_p99": hist_quantile(st.hist[H_E2E], 0.99),
-        "decisions": int(c[DECISIONS]),
     }
+    for name, (hist, total) in (("ttft", ttft), ("e2e", e2e)):
+        m[f"{name}_mean"] = total / done if done else float("nan")
+        m[f"{name}_p50"] = hist_quantile(hist, 0.50)
+        m[f"{name}_p99"] = hist_quantile(hist, 0.99)
+    m["decisions"] = decisions
     return m

@@ -32,7 +32,7 @@ from omegaconf import OmegaConf
 
 from .. import __version__
 from ..kernels.structs import HIST_BINS, HIST_LO, HIST_PER_DECADE
-from ..metrics import METRICS, SERIES, deflection_ratio, hist_quantile, resilience_index
+from ..metrics import METRICS, SERIES, count_metrics
 from ..results import scheduler_coords, variable_attrs, window_means
 from .router import OUTCOME
 
@@ -107,30 +107,12 @@ def policy_dataset(out, cfg, sc, policy: str) -> xr.Dataset:
     win_arr = np.bincount(win_a[meas], minlength=n_win)
     win_fail = np.bincount(win_a[meas & bad], minlength=n_win)
     factor, label = window_means(sc, cfg)
-    onset = cfg.degradation.onset
-    end = min(onset + cfg.degradation.duration, sim.duration)
-    m = {
-        "failure_rate": (n_to + n_fo) / arrived if arrived else np.nan,
-        "timeout_share": n_to / (n_to + n_fo) if (n_to + n_fo) else np.nan,
-        "resilience_index": resilience_index(
-            win_arr, win_fail, sim.window, onset, sim.warmup, measure_end
-        ),
-        "deflection_ratio": deflection_ratio(routed, factor, sim.window, onset, end, sim.warmup),
-        "gap_to_oracle": np.nan,
-        "arrived": arrived,
-        "completed": n_done,
-        "timed_out": n_to,
-        "failed_other": n_fo,
-        "in_flight": arrived - n_done - n_to - n_fo,
-        "goodput": n_done / max(measure_end - sim.warmup, 1e-12),
-        "ttft_mean": float(ttft.mean()) if ttft.size else np.nan,
-        "ttft_p50": hist_quantile(_hist(ttft), 0.50),
-        "ttft_p99": hist_quantile(_hist(ttft), 0.99),
-        "e2e_mean": float(e2e.mean()) if e2e.size else np.nan,
-        "e2e_p50": hist_quantile(_hist(e2e), 0.50),
-        "e2e_p99": hist_quantile(_hist(e2e), 0.99),
-        "decisions": int((rec["p"] >= 0).sum() + (rec["d"] >= 0).sum()),
-    }
+    decisions = int((rec["p"] >= 0).sum() + (rec["d"] >= 0).sum())
+    m = count_metrics(
+        cfg, arrived, n_done, n_to, n_fo, win_arr, win_fail, routed, factor,
+        (_hist(ttft), float(ttft.sum())), (_hist(e2e), float(e2e.sum())), decisions,
+    )  # fmt: skip
+    m["gap_to_oracle"] = np.nan
     data = {k: ("scheduler", [v]) for k, v in m.items()}
     data["routed"] = (("scheduler", "window", "pod"), routed[None])
     data["failures"] = (("scheduler", "window", "pod"), failures[None])
