@@ -6,8 +6,7 @@ flight per candidate, released oldest first), timed call by call with
 ``perf_counter_ns`` (the timer's own cost subtracted):
 
 - ``decision``: ``choose("prefill", pod, now)`` (the study's score family through the
-  router's default routing cache: per-pod minima, or tournament trees where the layout
-  makes them faster, as the simulator's ``route=auto``; ``full scan``: the same router
+  router's default routing cache: tournament trees, as the simulator's ``route=auto``; ``full scan``: the same router
   built with ``incremental=False``, for the policies whose pick is that argmin; the
   others draw, probe or follow a schedule and do not use it);
 - ``routed`` / ``released``: a load + 1 / - 1;
@@ -245,8 +244,8 @@ def main(argv=None) -> None:
         "",
         "## A decision: `choose()` (us)",
         "",
-        "The router's default routing cache (per-pod minima, or tournament trees where the "
-        "layout makes them faster, as the simulator's `route=auto`) for the study's score "
+        "The router's default routing cache (tournament trees, as the simulator's "
+        "`route=auto`) for the study's score "
         "family, the policy's own pick for the others.",
         "",
         *table(rows, "decision", args.sizes, names),

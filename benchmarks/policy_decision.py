@@ -9,7 +9,7 @@ seam, :func:`otfr_vec.kernels.policy.hooks.policy_choose` for a policy with hook
 :func:`otfr_vec.kernels.scoring.choose` for the study's score family, each followed by
 the router's load update (``count += 1`` and the routing cache's mark), as the step kernel
 does. The draws are uniforms from a fixed seed. The routing cache is the one the engine
-would pick for that layout (``route=auto``: per-pod minima or tournament trees).
+would pick for that layout (``route=auto``: tournament trees).
 """
 
 from __future__ import annotations

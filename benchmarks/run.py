@@ -313,7 +313,7 @@ def policy_section(args, log, rec: dict) -> list[str]:
         "(`benchmarks/policy_decision.py`): a state of the simulator's kind with N prefill "
         "targets mid-run (loads 0-8, prices, 1/8 of the pods degraded), each decision "
         "followed by the router's load update; the routing cache the engine picks for that "
-        "layout (per-pod minima, or trees at 65,536 in one row of pods x workers).",
+        "layout (tournament trees, `route=auto`).",
         "",
         "| policy | group | " + " | ".join(f"{n:,} targets" for n in args.policy_sizes) + " |",
         "|---|---|" + "---|" * len(args.policy_sizes),

@@ -96,16 +96,11 @@ ROUTES = ("auto", "pods", "tree", "scan")
 
 
 def use_tree(route: str, layout) -> bool:
-    """Route through tournament trees? ``auto``: when per-pod minima would cost more per
-    decision (about two passes over the pods plus one pod's workers) than a tree's
-    O(log N) walks: large pods, or very many pods. Every route picks the same workers."""
-    if route in ("pods", "scan"):
-        return False
-    if route == "tree":
-        return True
-    n_group = max(layout.n_prefill, layout.n_workers - layout.n_prefill, 1)
-    k = n_group // layout.n_pods
-    return 2 * layout.n_pods + k > 16 * math.log2(max(n_group, 2))
+    """Route through tournament trees? ``auto``: yes. Trees were as fast as per-pod
+    minima or faster on every layout measured, the per-step rebuild of priced policies
+    included (benchmarks/PROFILE.md, third round: 5-30 % less CPU per run from 8 x 8 up);
+    ``pods`` keeps the per-pod minima. Every route picks the same workers."""
+    return route in ("auto", "tree")
 
 
 def make_params(
@@ -207,8 +202,8 @@ def run(
 
     ``check``: verify conservation and non-negativity at every step (slow; tests).
     ``threads``: run schedulers side by side (kernels release the GIL); results do not
-    depend on it. ``route``: how decisions find the lowest score, ``auto`` (per-pod minima
-    or tournament trees, by the layout), ``pods``, ``tree`` or ``scan`` (full scans, as
+    depend on it. ``route``: how decisions find the lowest score, ``auto`` (tournament
+    trees), ``pods`` (per-pod minima), ``tree`` or ``scan`` (full scans, as
     ``incremental=False``); every route picks the same workers.
     ``progress``: called with the simulated fraction after each block. ``trace``: record
     the decision trace (``kernels/trace.py``) with room for this many events (0: off).

@@ -75,7 +75,7 @@ def test_every_policy_runs_conserving_requests_and_deterministically():
 @pytest.mark.parametrize("layout", [[], ["cluster.pods=1", "cluster.workers_per_pod=24"]])
 def test_every_route_picks_the_same_workers_for_every_policy(layout):
     """Per-pod minima, tournament trees and full scans: the same choices, bit for bit,
-    on the study's pod layout and on one large pod (where ``auto`` takes the trees)."""
+    on the study's pod layout and on one large pod."""
     cfg = make_config([*SMALL, *layout, f"schedulers=[{','.join(ALL)}]", "health.noise=0.2"])
     runs = {route: run(cfg, route=route) for route in ("pods", "tree", "scan")}
     assert {p.tree for p in runs["tree"].params.values()} == {1}
@@ -93,12 +93,12 @@ def test_every_route_picks_the_same_workers_for_every_policy(layout):
                     )
 
 
-def test_auto_route_takes_trees_for_large_pods_only():
+def test_auto_route_takes_trees_and_pods_keeps_per_pod_minima():
     from otfr_vec.engine import make_layout, use_tree
 
-    assert not use_tree("auto", make_layout(make_config().cluster))  # 32 x 32
-    one = make_config(["cluster.pods=1", "cluster.workers_per_pod=1024"]).cluster
-    assert use_tree("auto", make_layout(one))
+    lay = make_layout(make_config().cluster)  # 32 x 32
+    assert use_tree("auto", lay) and use_tree("tree", lay)
+    assert not use_tree("pods", lay) and not use_tree("scan", lay)
 
 
 def test_policies_share_the_workload_and_the_scenario():

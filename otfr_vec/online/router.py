@@ -80,9 +80,8 @@ class Router:
     ``cfg.cluster``, with the knobs, weights and ``sim.dt`` of ``cfg`` (a validated
     configuration: ``otfr_vec.make_config([...])``).
 
-    ``incremental``: the study's score through the simulator's routing cache (per-pod
-    minima, or tournament trees where the layout makes them faster, as the simulator's
-    ``route=auto``; False: a full scan; the same choices). ``seed``: the router's own
+    ``incremental``: the study's score through the simulator's routing cache (tournament
+    trees, as the simulator's ``route=auto``; False: a full scan; the same choices). ``seed``: the router's own
     draws (default ``cfg.sim.seed``).
     ``windows``: keep each pod's mean price per ``sim.window`` (:meth:`price_series`,
     the dataset's ``price``; one row per window, so for bounded runs).
