@@ -6,9 +6,10 @@ flight per candidate, released oldest first), timed call by call with
 ``perf_counter_ns`` (the timer's own cost subtracted):
 
 - ``decision``: ``choose("prefill", pod, now)`` (the study's score family through the
-  router's default routing cache: tournament trees, as the simulator's ``route=auto``; ``full scan``: the same router
-  built with ``incremental=False``, for the policies whose pick is that argmin; the
-  others draw, probe or follow a schedule and do not use it);
+  router's default routing cache: tournament trees, as the simulator's
+  ``route=auto``; ``full scan``: the same router built with ``incremental=False``,
+  for the policies whose pick is that argmin; the others draw, probe or follow a
+  schedule and do not use it);
 - ``routed`` / ``released``: a load + 1 / - 1;
 - ``outcome``: one outcome charged to a worker, successes and timeouts alternating
   (the policy's outcome hook included: ejections, breakers, latency estimates);

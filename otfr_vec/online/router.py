@@ -81,8 +81,8 @@ class Router:
     configuration: ``otfr_vec.make_config([...])``).
 
     ``incremental``: the study's score through the simulator's routing cache (tournament
-    trees, as the simulator's ``route=auto``; False: a full scan; the same choices). ``seed``: the router's own
-    draws (default ``cfg.sim.seed``).
+    trees, as the simulator's ``route=auto``; False: a full scan; the same choices).
+    ``seed``: the router's own draws (default ``cfg.sim.seed``).
     ``windows``: keep each pod's mean price per ``sim.window`` (:meth:`price_series`,
     the dataset's ``price``; one row per window, so for bounded runs).
     """
