@@ -647,14 +647,18 @@ def advance(
                                 kn, i, OUT_FAILURE, t0, tr_e, tr_n,
                             )  # fmt: skip
         # 2. prices and base scores
+        moved = False  # did any health value change this step?
         if pr.health == HEALTH_TRUTH:
             for j in range(pr.n_workers):
-                bad = f_now[pod[j]] < pr.threshold or wi[W_DOWN, j] != 0
-                health[j] = 1.0 if bad else 0.0
+                bad = 1.0 if f_now[pod[j]] < pr.threshold or wi[W_DOWN, j] != 0 else 0.0
+                if bad != health[j]:
+                    health[j] = bad
+                    moved = True
         elif pr.health == HEALTH_LABELS:
             r = min(int(t0 / pr.refresh), labels.shape[0] - 1)
             if r != ctr[LABEL_ROW]:  # labels change at refreshes only
                 ctr[LABEL_ROW] = r
+                moved = True
                 for j in range(pr.n_workers):
                     health[j] = labels[r, j]
         # HEALTH_OFF: health stays all 0 (the engine's scratch starts at 0)
@@ -666,7 +670,9 @@ def advance(
                 pr, t0, wi, qi, wf, count, base, g_dirty, pod, health, pw_i, pw_f, pg_i, pg_f, kn,
                 ctr, u_tick, tick0,
             )  # fmt: skip
-        update_prices(wf, base, g_dirty, pr, pod, pod_n, f_price, health, pod_sum, pw_f)
+        # without price or policy term a base is lambda_f * health: it moves with health only
+        if pr.price_on or pr.has_extra or moved:
+            update_prices(wf, base, g_dirty, pr, pod, pod_n, f_price, health, pod_sum, pw_f)
         if pr.price_on:
             for q in range(pr.n_pods):  # the blend keeps pod means: mean pi = mean raw price
                 ts_price[w, q] += pod_sum[q]
