@@ -32,6 +32,7 @@ from .kernels.structs import (
     State,
     grow,
     new_state,
+    params_record,
 )
 from .kernels.trace import event_width, step_width
 from .policies.binding import Binding
@@ -63,7 +64,7 @@ class RunResult(NamedTuple):
     scenario: Scenario
     states: dict  # scheduler -> final State
     wall_s: float
-    params: dict  # scheduler -> Params of its run
+    params: dict  # scheduler -> its run's Params, as the kernels' record
     traces: dict | None = None  # scheduler -> (per-step log, event log, events lost)
 
 
@@ -112,12 +113,13 @@ def make_params(
     binding: Binding | None = None,
     route: str = "auto",
     trace: bool = False,
-) -> Params:
+) -> np.record:
+    """The scalars of ``scheduler``'s run (:class:`Params`), as the kernels' record."""
     layout = sc.layout
     pr, sim = cfg.price, cfg.sim
     pol = (binding or bind(cfg, scheduler)).params
     load_weight = float(pol.get("load_weight", 1.0))
-    return Params(
+    params = Params(
         dt=float(sim.dt),
         timeout=float(sim.timeout),
         scope=SCOPES[sim.timeout_scope],
@@ -162,8 +164,9 @@ def make_params(
         tick=float(pol.get("tick", 0.0)),
         price_on=int(pol["lambda_r"] > 0 or pol.get("needs_util", 0)),
         tree=int(incremental and use_tree(route, layout)),
-        trace=int(trace),
+        tracing=int(trace),
     )
+    return params_record(params)
 
 
 def tick_draws(seed: int, tick: float, next_tick: int, t_last: float, n_workers: int):
@@ -179,7 +182,7 @@ def tick_draws(seed: int, tick: float, next_tick: int, t_last: float, n_workers:
     return (np.stack(rows) if rows else np.zeros((1, n_workers))), next_tick
 
 
-def start_state(layout, n_win: int, capacity: int, pr: Params, binding: Binding) -> State:
+def start_state(layout, n_win: int, capacity: int, pr, binding: Binding) -> State:
     """A scheduler's fresh state for ``layout``: routing caches sized for ``pr``'s route
     (two tournament trees, or per-pod minima), the policy's arrays initialised."""
     n_group = max(layout.n_prefill, layout.n_workers - layout.n_prefill, 1)

@@ -241,7 +241,7 @@ def charge_policy(
     """
     d = qi[Q_D, i]
     lat_p = t - qf[Q_ARR, i]
-    if pr.trace:
+    if pr.tracing:
         trace_outcome(
             tr_e, tr_n, t, qi[Q_P, i], kind, lat_p, qi[Q_RIF_P, i], qf[Q_U + 4, i], qf[Q_U + 5, i]
         )
@@ -251,7 +251,7 @@ def charge_policy(
     )  # fmt: skip
     if d >= 0:
         lat_d = t - qf[Q_TD, i] + (pr.tpot if kind == OUT_SUCCESS else 0.0)
-        if pr.trace:
+        if pr.tracing:
             trace_outcome(tr_e, tr_n, t, d, kind, lat_d, qi[Q_RIF_D, i], qf[Q_U + 6, i],
                           qf[Q_U + 7, i])  # fmt: skip
         policy_outcome(
@@ -617,7 +617,7 @@ def advance(
     draws, ``[n, N_U]``). ``f_true`` and ``f_obs``: ``[s1 - s0, n_pods]`` true and
     observed factors; ``labels``: ``[n_refresh, n_workers]``; ``u_tick``: the policy's
     timer draws, row ``k - tick0`` for tick ``k``; ``health`` and ``pod_sum`` are scratch.
-    ``tr_s``, ``tr_e``, ``tr_n``: the trace (:mod:`.trace`), written if ``pr.trace``.
+    ``tr_s``, ``tr_e``, ``tr_n``: the trace (:mod:`.trace`), written if ``pr.tracing``.
     """
     n_req = arrival.size
     nxt = 0
@@ -663,7 +663,7 @@ def advance(
                     health[j] = labels[r, j]
         # HEALTH_OFF: health stays all 0 (the engine's scratch starts at 0)
         f_price = f_now if pr.true_bw else f_obs[s - s0]
-        if pr.trace:
+        if pr.tracing:
             trace_step(tr_s, tr_n, s, t0, wi, qi, wf, count, health, f_price, pr)
         if pr.hooks:  # the policy's timers, before the step's base scores
             policy_refresh(
@@ -704,7 +704,7 @@ def advance(
                     u[nxt, U_PREFILL + 3], count, base, g_min, g_dirty, pod, wi, wf, health,
                     pw_i, pw_f, pg_i, pg_f, kn,
                 )  # fmt: skip
-                if pr.trace:
+                if pr.tracing:
                     trace_choice(
                         tr_e, tr_n, pr, count, wi, a, p, 0, ingress[nxt], tie_p[nxt],
                         u[nxt, U_PREFILL], u[nxt, U_PREFILL + 1], u[nxt, U_PREFILL + 2],
@@ -740,7 +740,7 @@ def advance(
                         qf[Q_U + 3, i], count, base, g_min, g_dirty, pod, wi, wf, health,
                         pw_i, pw_f, pg_i, pg_f, kn,
                     )  # fmt: skip
-                    if pr.trace:
+                    if pr.tracing:
                         trace_choice(
                             tr_e, tr_n, pr, count, wi, t, d, 1, pod[qi[Q_P, i]], qi[Q_TIE, i],
                             qf[Q_U, i], qf[Q_U + 1, i], qf[Q_U + 2, i], qf[Q_U + 3, i],

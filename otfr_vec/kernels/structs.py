@@ -7,12 +7,12 @@ decrefs every array of a tuple on each call that is not inlined (an atomic opera
 each); with ~50 arrays that was 330 ns per call and two thirds of the run time.
 
 ``State`` (Python side) bundles the arrays of one scheduler; ``Params`` holds the
-scalars of its run.
+scalars of its run, and reaches the kernels as a NumPy record (:func:`params_record`).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, get_type_hints
 
 import numpy as np
 
@@ -129,7 +129,22 @@ class Params(NamedTuple):
     tick: float  # s between the policy's timer ticks (0: none)
     price_on: int  # 1: compute the risk price every step (the policy pays it or reads util)
     tree: int  # 1: route through one tournament tree per group, 0: per-pod minima
-    trace: int  # 1: write the decision trace (kernels/trace.py; the hook path for all)
+    tracing: int  # 1: write the decision trace (kernels/trace.py; the hook path for all)
+
+
+def params_record(p: Params) -> np.record:
+    """``p`` as a NumPy record (attribute access as on ``p``), the form kernels receive.
+
+    Numba passes a record by pointer; a NamedTuple it passes field by field, so every
+    kernel call copied the ~45 scalars (5 % of a default run's CPU time: benchmarks/
+    PROFILE.md). Values are the same, integers as int64 and the rest as float64.
+    """
+    return np.rec.array([tuple(p)], dtype=_PARAMS_DTYPE)[0]
+
+
+_PARAMS_DTYPE = [
+    (f, np.int64 if t is int else np.float64) for f, t in get_type_hints(Params).items()
+]
 
 
 class State(NamedTuple):

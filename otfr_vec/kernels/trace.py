@@ -1,8 +1,8 @@
-"""A decision trace of the step kernel (``Params.trace``), for the online router's
+"""A decision trace of the step kernel (``Params.tracing``), for the online router's
 differential test (tests/test_online.py): what a live router would have been told, and
 what the kernel chose.
 
-Written only when ``pr.trace`` is set (one branch per site when it is not).
+Written only when ``pr.tracing`` is set (one branch per site when it is not).
 ``tr_n``: events written, events lost to a full log, the current step. Two logs:
 
 - per step (``tr_s[s]``), at the step start after the health vector is computed and
