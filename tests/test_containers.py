@@ -1,12 +1,21 @@
-"""Kernels on small hand-checkable cases: FIFO queues, the heap, the scoring scans."""
+"""Kernels on small hand-checkable cases: FIFO queues, the decode-end calendar, the heap,
+the scoring scans."""
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otfr_vec.kernels.containers import fifo_push, fifo_remove, heap_pop, heap_push
+from otfr_vec.kernels.containers import (
+    cal_push,
+    cal_remove,
+    fifo_push,
+    fifo_remove,
+    heap_pop,
+    heap_push,
+)
 from otfr_vec.kernels.scoring import argmin_pods, argmin_score
-from otfr_vec.kernels.structs import EV_ID, N_QI, N_WI, Q_NEXT, W_HEAD, W_TAIL
+from otfr_vec.kernels.step import take_due
+from otfr_vec.kernels.structs import BUF_ID, EV_ID, N_QF, N_QI, N_WI, Q_CAL, Q_NEXT, W_HEAD, W_TAIL
 
 
 def _queue(wi, qi, w):
@@ -30,6 +39,22 @@ def test_fifo_push_remove_keeps_order():
     fifo_remove(wi, qi, 1, 1)
     assert _queue(wi, qi, 1) == [] and wi[W_TAIL, 1] == -1
     assert _queue(wi, qi, 0) == []
+
+
+def test_calendar_takes_each_step_its_own_ends_across_laps_of_the_ring():
+    cal = np.full(4, -1, np.int64)  # 4 buckets: steps 1, 5 and 9 share one
+    qi = np.full((N_QI, 8), -1, np.int64)
+    qf = np.zeros((N_QF, 8))
+    for i, step in [(0, 1), (1, 5), (2, 1), (3, 9), (4, 2), (5, 5)]:
+        cal_push(cal, qi, i, step)
+    cal_remove(cal, qi, 2)  # left early (a fault, an e2e timeout)
+    taken = {}
+    for s in range(10):
+        n = take_due(cal, qi, qf, s)
+        taken[s] = sorted(qi[BUF_ID, :n].tolist())
+        assert all(qi[Q_CAL, i] == s for i in taken[s])
+    assert taken == {0: [], 1: [0], 2: [4], 3: [], 4: [], 5: [1, 5], 6: [], 7: [], 8: [], 9: [3]}
+    assert (cal == -1).all()  # every bucket empty again
 
 
 @given(st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=60))

@@ -1,12 +1,16 @@
-"""Intrusive containers over the request pool: per-worker FIFO queues and a min-heap.
+"""Intrusive containers over the request pool: per-worker FIFO queues, the decode-end
+calendar, and a min-heap (a policy's timers).
 
 A request sits in at most one FIFO at a time, linked through ``qi[Q_NEXT]``/``qi[Q_PREV]``
-so a timeout removes it in O(1). The completion heap orders decode ends by (time,
-sequence number); entries of requests that left early are skipped lazily.
+so a timeout removes it in O(1). A decoding request is in no FIFO, so the same links put
+it in the calendar bucket of the step its decode ends in (``qi[Q_CAL]``): O(1) to add,
+to remove when it leaves early, and to take a step's ends; the step kernel sorts those
+by (time, sequence number), the order a heap of all decode ends would pop them in.
+The heap orders entries by (time, sequence number).
 """
 
 from .jit import kernel
-from .structs import EV_ID, EV_SEQ, Q_NEXT, Q_PREV, W_HEAD, W_TAIL
+from .structs import EV_ID, EV_SEQ, Q_CAL, Q_NEXT, Q_PREV, W_HEAD, W_TAIL
 
 
 @kernel
@@ -46,6 +50,34 @@ def fifo_len(wi, qi, w):
         n += 1
         i = qi[Q_NEXT, i]
     return n
+
+
+@kernel
+def cal_push(cal, qi, i, step):
+    """Put request ``i`` in the bucket of ``step`` (its decode ends in that step)."""
+    b = step & (cal.size - 1)
+    head = cal[b]
+    qi[Q_CAL, i] = step
+    qi[Q_PREV, i] = -1
+    qi[Q_NEXT, i] = head
+    if head >= 0:
+        qi[Q_PREV, head] = i
+    cal[b] = i
+
+
+@kernel
+def cal_remove(cal, qi, i):
+    """Take request ``i`` out of its bucket."""
+    prv = qi[Q_PREV, i]
+    nxt = qi[Q_NEXT, i]
+    if prv >= 0:
+        qi[Q_NEXT, prv] = nxt
+    else:
+        cal[qi[Q_CAL, i] & (cal.size - 1)] = nxt
+    if nxt >= 0:
+        qi[Q_PREV, nxt] = prv
+    qi[Q_NEXT, i] = -1
+    qi[Q_PREV, i] = -1
 
 
 @kernel

@@ -26,7 +26,7 @@ state arrays they touch explicitly (see :mod:`.structs` for why).
 
 import numpy as np
 
-from .containers import fifo_push, fifo_remove, heap_pop, heap_push
+from .containers import cal_push, cal_remove, fifo_push, fifo_remove
 from .jit import alloc_kernel, kernel
 from .policy.hooks import policy_choose, policy_outcome, policy_refresh, policy_routed
 from .scoring import choose, mark, update_prices
@@ -58,8 +58,8 @@ from .structs import (
     HIST_BINS,
     HIST_LO,
     HIST_PER_DECADE,
-    HP_LEN,
     LABEL_ROW,
+    N_DEC,
     N_FREE,
     N_TX,
     OUT_FAILURE,
@@ -67,9 +67,11 @@ from .structs import (
     OUT_TIMEOUT,
     PQ,
     Q_ARR,
+    Q_CAL,
     Q_D,
     Q_END,
     Q_ING,
+    Q_NEXT,
     Q_OUT,
     Q_P,
     Q_PROMPT,
@@ -184,7 +186,7 @@ def release_slot(wi, wf, count, g_dirty, qi, qf, ctr, pr, pod, d, decoding, t):
 
 
 @kernel
-def detach(wi, wf, count, g_dirty, qi, qf, ctr, pr, pod, i, t):
+def detach(wi, wf, count, g_dirty, qi, qf, ctr, cal, pr, pod, i, t):
     """Take request ``i`` out of every queue, interface and slot it holds."""
     s = qi[Q_STATE, i]
     p = qi[Q_P, i]
@@ -201,6 +203,9 @@ def detach(wi, wf, count, g_dirty, qi, qf, ctr, pr, pod, i, t):
         add_count(count, g_dirty, pr, pod, p, -1)
         release_slot(wi, wf, count, g_dirty, qi, qf, ctr, pr, pod, d, False, t)
     elif s == FTWAIT or s == DEC:
+        if s == DEC:
+            cal_remove(cal, qi, i)
+            ctr[N_DEC] -= 1
         release_slot(wi, wf, count, g_dirty, qi, qf, ctr, pr, pod, d, s == DEC, t)
 
 
@@ -273,9 +278,9 @@ def record_done(qi, qf, ctr, cnt, hist, lat_sum, i, ft, end):
 
 
 @kernel
-def first_token(wi, wf, qi, qf, ctr, hp_i, hp_t, pr, i, fin):
-    """The KV transfer of ``i`` ended at ``fin``: decide its fate and start decoding.
-    Returns OUT_SUCCESS when a success was charged, else NO_OUTCOME."""
+def first_token(wi, wf, qi, qf, ctr, cal, pr, i, fin, s):
+    """The KV transfer of ``i`` ended at ``fin`` (in step ``s``): decide its fate and
+    start decoding. Returns OUT_SUCCESS when a success was charged, else NO_OUTCOME."""
     ft = fin + pr.tpot
     end = fin + qf[Q_OUT, i] * pr.tpot
     deadline = qf[Q_ARR, i] + pr.timeout
@@ -292,7 +297,15 @@ def first_token(wi, wf, qi, qf, ctr, hp_i, hp_t, pr, i, fin):
     if pr.scope != SCOPE_E2E or end <= deadline:
         charge_success(wf, qi, i)
         charged = OUT_SUCCESS
-    ctr[HP_LEN] = heap_push(hp_t, hp_i, ctr[HP_LEN], end, i, qi[Q_SEQ, i])
+    # its decode end's step: the first whose t1 = (k + 1) * dt exceeds it, and at least
+    # the next (this step's decode ends are done)
+    k = int(end / pr.dt)
+    while end >= (k + 1) * pr.dt:
+        k += 1
+    while k > 0 and end < k * pr.dt:
+        k -= 1
+    cal_push(cal, qi, i, max(k, s + 1))
+    ctr[N_DEC] += 1
     return charged
 
 
@@ -515,6 +528,42 @@ def sort_buffer(qi, qf, nbuf):
 
 
 @kernel
+def take_due(cal, qi, qf, s):
+    """Move the decode ends of step ``s`` from its bucket to the buffer; return how many.
+    (A bucket also holds ends of later laps of the ring: those stay.)"""
+    nbuf = 0
+    i = cal[s & (cal.size - 1)]
+    while i >= 0:
+        nxt = qi[Q_NEXT, i]
+        if qi[Q_CAL, i] == s:
+            cal_remove(cal, qi, i)
+            qf[BUF_T, nbuf] = qf[Q_END, i]
+            qi[BUF_ID, nbuf] = i
+            nbuf += 1
+        i = nxt
+    return nbuf
+
+
+@alloc_kernel
+def sort_due(qi, qf, nbuf):
+    """Order the buffered decode ends by (time, sequence number)."""
+    sort_buffer(qi, qf, nbuf)
+    k = 0
+    while k < nbuf:  # equal times (rare): by sequence number
+        m = k + 1
+        while m < nbuf and qf[BUF_T, m] == qf[BUF_T, k]:
+            m += 1
+        for a in range(k + 1, m):
+            i = qi[BUF_ID, a]
+            b = a
+            while b > k and qi[Q_SEQ, qi[BUF_ID, b - 1]] > qi[Q_SEQ, i]:
+                qi[BUF_ID, b] = qi[BUF_ID, b - 1]
+                b -= 1
+            qi[BUF_ID, b] = i
+        k = m
+
+
+@kernel
 def is_late(qi, qf, pr, i, t):
     """Has request ``i`` missed the deadline ``t`` under ``sim.timeout_scope``?"""
     s = qi[Q_STATE, i]
@@ -547,7 +596,10 @@ def check_invariants(wi, load, qi, qf, ctr, cnt, pr, s):
             ntx[qi[Q_D, i]] += 1
         if (q == TX or q == PQ) and qf[Q_REM, i] < 0.0:
             ok = False
-    ok = ok and n_active == in_flight
+    n_dec = 0
+    for i in range(qi.shape[1]):
+        n_dec += qi[Q_STATE, i] == DEC
+    ok = ok and n_active == in_flight and n_dec == ctr[N_DEC]  # every decode in the calendar
     for j in range(pr.n_workers):
         ok = ok and load[j] == count[j] and wi[W_NTX, j] == ntx[j]
         ok = ok and 0 <= wi[W_SLOTS, j] <= pr.slots and 0 <= wi[W_DEC, j] <= wi[W_SLOTS, j]
@@ -569,8 +621,7 @@ def advance(
     qf,
     dl_i,
     dl_t,
-    hp_i,
-    hp_t,
+    cal,
     ctr,
     cnt,
     win,
@@ -612,7 +663,7 @@ def advance(
 ):
     """Advance one scheduler from step ``s0`` to ``s1``; return the arrivals consumed.
 
-    The first 24 arguments are the fields of a :class:`~.structs.State`; ``kn``: the
+    The first 23 arguments are the fields of a :class:`~.structs.State`; ``kn``: the
     policy's knobs. ``arrival`` ... ``u``: the block's requests (``u``: their policy
     draws, ``[n, N_U]``). ``f_true`` and ``f_obs``: ``[s1 - s0, n_pods]`` true and
     observed factors; ``labels``: ``[n_refresh, n_workers]``; ``u_tick``: the policy's
@@ -639,7 +690,7 @@ def advance(
                     q = qi[Q_STATE, i]
                     on_p = qi[Q_P, i] == x and (q == PQ or q == DWAIT or q == TX)
                     if q != FREE and (on_p or (qi[Q_D, i] == x and q >= DWAIT)):
-                        detach(wi, wf, count, g_dirty, qi, qf, ctr, pr, pod, i, t0)
+                        detach(wi, wf, count, g_dirty, qi, qf, ctr, cal, pr, pod, i, t0)
                         resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, False, w)
                         if pr.hooks:
                             charge_policy(
@@ -677,16 +728,16 @@ def advance(
             for q in range(pr.n_pods):  # the blend keeps pod means: mean pi = mean raw price
                 ts_price[w, q] += pod_sum[q]
         # 3. decode ends free their slots
-        while ctr[HP_LEN] > 0 and hp_t[0] < t1:
-            end = hp_t[0]
-            i = hp_i[EV_ID, 0]
-            seq = hp_i[EV_SEQ, 0]
-            ctr[HP_LEN] = heap_pop(hp_t, hp_i, ctr[HP_LEN])
-            if qi[Q_SEQ, i] != seq or qi[Q_STATE, i] != DEC:
-                continue  # left earlier (timeout or fault)
-            d = qi[Q_D, i]
-            record_done(qi, qf, ctr, cnt, hist, lat_sum, i, qf[Q_T, i], end)
-            release_slot(wi, wf, count, g_dirty, qi, qf, ctr, pr, pod, d, True, end)
+        nbuf = take_due(cal, qi, qf, s)
+        if nbuf > 0:
+            ctr[N_DEC] -= nbuf
+            sort_due(qi, qf, nbuf)
+            for k in range(nbuf):
+                i = qi[BUF_ID, k]
+                end = qf[BUF_T, k]
+                d = qi[Q_D, i]
+                record_done(qi, qf, ctr, cnt, hist, lat_sum, i, qf[Q_T, i], end)
+                release_slot(wi, wf, count, g_dirty, qi, qf, ctr, pr, pod, d, True, end)
         # 4. arrivals, routed one by one in arrival order
         while nxt < n_req and arrival[nxt] < t1:
             a = arrival[nxt]
@@ -763,7 +814,7 @@ def advance(
                 tx_remove(wi, qi, ctr, i)
                 add_count(count, g_dirty, pr, pod, qi[Q_P, i], -1)  # the KV left the prefill worker
                 fin = qf[BUF_T, k]
-                got = first_token(wi, wf, qi, qf, ctr, hp_i, hp_t, pr, i, fin)
+                got = first_token(wi, wf, qi, qf, ctr, cal, pr, i, fin, s)
                 if pr.hooks and got >= 0:
                     charge_policy(
                         pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i, got,
@@ -778,7 +829,7 @@ def advance(
             ctr[DL_HEAD] = (h + 1) % dl_t.size
             ctr[DL_LEN] -= 1
             if qi[Q_SEQ, i] == seq and is_late(qi, qf, pr, i, t):
-                detach(wi, wf, count, g_dirty, qi, qf, ctr, pr, pod, i, t)
+                detach(wi, wf, count, g_dirty, qi, qf, ctr, cal, pr, pod, i, t)
                 resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, True, w)
                 if pr.hooks:
                     charge_policy(

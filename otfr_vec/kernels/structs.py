@@ -42,11 +42,12 @@ N_WF = 6
 Q_ING, Q_TIE, Q_STATE, Q_P, Q_D = 0, 1, 2, 3, 4
 Q_NEXT, Q_PREV = 5, 6  # FIFO links
 Q_TXPOS = 7  # place in the list of active transfers
-Q_SEQ = 8  # arrival sequence number, -1 when free (stale ring/heap entries are skipped)
+Q_SEQ = 8  # arrival sequence number, -1 when free (stale ring entries are skipped)
 Q_WIN = 9  # arrival window, -1 if outside the measured window
 FREE_IDS, TX_IDS, BUF_ID = 10, 11, 12  # free stack, active transfers, per-step scratch
 Q_RIF_P, Q_RIF_D = 13, 14  # the prefill / decode worker's load when the request was routed
-N_QI = 15
+Q_CAL = 15  # while decoding: the step whose decode ends hold it (its calendar bucket)
+N_QI = 16
 # qf rows (float64 per request place)
 Q_ARR, Q_PROMPT, Q_OUT = 0, 1, 2
 Q_REM = 3  # prefill tokens, then KV bytes, left
@@ -59,12 +60,15 @@ N_QF = Q_U + 8
 # the per-request policy draws (``Requests.u`` columns, uniforms in [0, 1)): four for the
 # prefill decision, four for the decode decision, two per worker for outcome-driven draws
 U_PREFILL, U_DECODE, U_OUT_P, U_OUT_D, N_U = 0, 4, 8, 10, 12
-# ev rows: deadline ring (arrival order is deadline order) and completion heap
+# ev rows: deadline ring (arrival order is deadline order)
 EV_ID, EV_SEQ = 0, 1
 
 # ctr: bookkeeping of the containers
 # LABEL_ROW: the label refresh the health scratch holds (-1: none yet)
-N_FREE, N_TX, DL_HEAD, DL_LEN, HP_LEN, SEQ, ERR, ERR_STEP, NEXT_TICK, LABEL_ROW, N_CTR = range(11)
+N_FREE, N_TX, DL_HEAD, DL_LEN, N_DEC, SEQ, ERR, ERR_STEP, NEXT_TICK, LABEL_ROW, N_CTR = range(11)
+# the decode-end calendar: one bucket per step, CAL_SIZE buckets in a ring (a power of two;
+# a decode longer than the ring waits in its bucket for a later lap)
+CAL_SIZE = 4096
 # cnt: outcome counters; *_M are over requests arriving in the measured window
 (
     ARRIVED,
@@ -160,8 +164,7 @@ class State(NamedTuple):
     qf: np.ndarray  # float64[N_QF, capacity]
     dl_i: np.ndarray  # int64[2, ring]: deadline ring ids and sequence numbers
     dl_t: np.ndarray  # float64[ring]: deadlines
-    hp_i: np.ndarray  # int64[2, heap]: completion heap ids and sequence numbers
-    hp_t: np.ndarray  # float64[heap]: decode ends
+    cal: np.ndarray  # int64[CAL_SIZE]: first request of each decode-end bucket, -1: none
     ctr: np.ndarray  # int64[N_CTR]
     cnt: np.ndarray  # int64[N_CNT]
     win: np.ndarray  # int64[2, n_win]: arrivals and failures by arrival window
@@ -187,10 +190,13 @@ def new_state(
     capacity: int,
     policy_shape=(0, 0, 0, 0, 0),
     tree_len: int = 0,
+    cal_size: int | None = None,
 ) -> State:
     """A fresh state; ``policy_shape``: the policy's (int rows, float rows per worker,
     global int rows, global float rows, global width); ``tree_len`` > 0: the routing
-    caches hold two tournament trees of that length (kernels/scoring.py)."""
+    caches hold two tournament trees of that length (kernels/scoring.py); ``cal_size``:
+    buckets of the decode-end calendar (a power of two, default ``CAL_SIZE``; results do
+    not depend on it)."""
     i8, f8 = np.int64, np.float64
     cap = max(int(capacity), 16)
     wi = np.zeros((N_WI, n_workers), i8)
@@ -213,8 +219,7 @@ def new_state(
         qf=np.zeros((N_QF, cap), f8),
         dl_i=np.zeros((2, cap), i8),
         dl_t=np.zeros(cap, f8),
-        hp_i=np.zeros((2, cap), i8),
-        hp_t=np.zeros(cap, f8),
+        cal=np.full(cal_size or CAL_SIZE, -1, i8),
         ctr=ctr,
         cnt=np.zeros(N_CNT, i8),
         win=np.zeros((2, n_win), i8),
@@ -237,11 +242,12 @@ def _widen(arr: np.ndarray, size: int) -> np.ndarray:
 
 
 def grow(state: State, need: int) -> State:
-    """A state whose pool, deadline ring and heap each have room for ``need`` more requests.
+    """A state whose pool and deadline ring each have room for ``need`` more requests.
 
-    Each request takes one pool place, one ring entry and at most one heap entry, so the
-    engine calls this before every block with the block's arrival count: memory follows
-    the number of requests in flight, not the length of the run.
+    Each request takes one pool place and one ring entry (its decode end is linked
+    through its pool place), so the engine calls this before every block with the
+    block's arrival count: memory follows the number of requests in flight, not the
+    length of the run.
     """
     ctr = state.ctr
     changes = {}
@@ -262,8 +268,4 @@ def grow(state: State, need: int) -> State:
             dl_i=_widen(state.dl_i[:, order], new_r), dl_t=_widen(state.dl_t[order], new_r)
         )
         ctr[DL_HEAD] = 0
-    heap = state.hp_t.size
-    if heap - ctr[HP_LEN] < need:
-        new_h = max(2 * heap, ctr[HP_LEN] + need + 16)
-        changes.update(hp_i=_widen(state.hp_i, new_h), hp_t=_widen(state.hp_t, new_h))
     return state._replace(**changes) if changes else state
