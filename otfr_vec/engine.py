@@ -230,7 +230,7 @@ def run(
     tr = {s: (np.zeros(tr_shape[0]), np.zeros(tr_shape[1]), np.zeros(3, np.int64)) for s in scheds}
     pod_n = np.bincount(lay.pod, minlength=lay.n_pods).astype(np.float64)
     fault_ids = np.flatnonzero(np.isfinite(sc.faults.down_start)).astype(np.int64)
-    stream = Stream(sc.workload)
+    stream = Stream(sc.workload, draws=any(p.hooks for p in params.values()))
     dt = cfg.sim.dt
     block = max(1, int(round(BLOCK_S / dt)))
     pool = ThreadPoolExecutor(threads) if threads > 1 and len(scheds) > 1 else None

@@ -70,7 +70,7 @@ def _finish(g: np.random.Generator, arrival, prompt, output, n_pods: int) -> Req
         g.integers(0, n_pods, n, dtype=np.int64),
         g.integers(0, TIE_RANGE, n, dtype=np.int64),
         g.integers(0, TIE_RANGE, n, dtype=np.int64),
-        np.zeros((n, N_U)),  # filled per block by Stream (policy_draws)
+        np.zeros((n, 0)),  # the policy draws: Stream fills them per block (policy_draws)
     )
 
 
@@ -108,12 +108,19 @@ def make_workload(cfg, n_prefill: int):
 
 
 class Stream:
-    """Serves the arrivals before a horizon, generating blocks as needed."""
+    """Serves the arrivals before a horizon, generating blocks as needed.
 
-    def __init__(self, workload):
+    ``draws=False``: no policy of the run reads the per-request policy draws (no hooks,
+    no trace), so ``u`` has no columns instead of ``N_U`` (the draws of the others come
+    from their own streams: nothing else changes).
+    """
+
+    def __init__(self, workload, draws: bool = True):
         self.workload = workload
+        self.draws = draws
         self.next_block = 0
-        self.pending = _finish(np.random.default_rng(0), *(np.empty(0),) * 3, 1)
+        empty = _finish(np.random.default_rng(0), *(np.empty(0),) * 3, 1)
+        self.pending = Requests(*tuple(empty)[:-1], np.zeros((0, N_U if draws else 0)))
 
     def until(self, horizon: float) -> Requests:
         """All not-yet-served arrivals; guaranteed to include every one before ``horizon``."""
@@ -121,10 +128,12 @@ class Stream:
         seed = self.workload.cfg.sim.seed
         while self.next_block * BLOCK_S < horizon:
             req = self.workload.block(self.next_block)
-            u = policy_draws(seed, self.next_block, len(req))
+            n = len(req)
+            u = policy_draws(seed, self.next_block, n) if self.draws else np.zeros((n, 0))
             parts.append(Requests(*tuple(req)[:-1], u))  # not _replace: __len__ is overridden
             self.next_block += 1
-        self.pending = Requests.concat(parts)
+        if len(parts) > 1:  # copy only when a block was added (not at every call)
+            self.pending = Requests.concat(parts)
         return self.pending
 
     def consume(self, n: int) -> None:
