@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Regenerate every result of the study (R1-R10) from scratch: the six grids, the
 # mechanism run, the benchmarks and the report.    make paper   (or FRESH=1 make paper)
-# Runtime: 24 min 43 s from scratch on the 2-core development machine (Intel Xeon, idle;
-# every grid, the benchmarks and the report; sweeps/recipes.md per result).
+# Runtime from scratch on the 2-core development machine (Intel Xeon): about 19 min 30 s,
+# of which 16 min 10 s the grids, the mechanism run and the report (SKIP_BENCH=1) and
+# 3 min 24 s the benchmarks (sweeps/recipes.md per result).
 # Stores resume: an interrupted `make paper` continues where it stopped; FRESH=1 first
 # deletes outputs/paper.
 set -euo pipefail
