@@ -24,7 +24,7 @@ from otfr_vec.kernels.decision import tree_size
 from otfr_vec.kernels.jit import kernel
 from otfr_vec.kernels.policy.hooks import policy_choose, policy_init
 from otfr_vec.kernels.scoring import choose, mark, update_prices
-from otfr_vec.kernels.structs import new_state
+from otfr_vec.kernels.structs import new_state, params_record
 
 from .decision import layout
 
@@ -62,9 +62,10 @@ def setup(n: int, policy: str, seed: int = 0):
     )
     sc = make_scenario(cfg)
     b = bind(cfg, policy)
-    pr = make_params(cfg, policy, sc, binding=b)
+    params = make_params(cfg, policy, sc, binding=b)
+    pr = params_record(params)  # as the kernels receive it
     lay = sc.layout
-    tree_len = tree_size(max(lay.n_prefill, 1)) if pr.tree else 0
+    tree_len = tree_size(max(lay.n_prefill, 1)) if params.tree else 0
     st = new_state(lay.n_workers, lay.n_pods, sc.n_win, 64, b.shape, tree_len)
     policy_init(pr, st.pw_i, st.pw_f, st.pg_i, st.pg_f, b.knobs, st.ctr)
     g = np.random.default_rng(seed)

@@ -64,7 +64,7 @@ class RunResult(NamedTuple):
     scenario: Scenario
     states: dict  # scheduler -> final State
     wall_s: float
-    params: dict  # scheduler -> its run's Params, as the kernels' record
+    params: dict  # scheduler -> Params of its run
     traces: dict | None = None  # scheduler -> (per-step log, event log, events lost)
 
 
@@ -113,13 +113,14 @@ def make_params(
     binding: Binding | None = None,
     route: str = "auto",
     trace: bool = False,
-) -> np.record:
-    """The scalars of ``scheduler``'s run (:class:`Params`), as the kernels' record."""
+) -> Params:
+    """The scalars of ``scheduler``'s run (the kernels get them as
+    :func:`~.kernels.structs.params_record`)."""
     layout = sc.layout
     pr, sim = cfg.price, cfg.sim
     pol = (binding or bind(cfg, scheduler)).params
     load_weight = float(pol.get("load_weight", 1.0))
-    params = Params(
+    return Params(
         dt=float(sim.dt),
         timeout=float(sim.timeout),
         scope=SCOPES[sim.timeout_scope],
@@ -166,7 +167,6 @@ def make_params(
         tree=int(incremental and use_tree(route, layout)),
         tracing=int(trace),
     )
-    return params_record(params)
 
 
 def tick_draws(seed: int, tick: float, next_tick: int, t_last: float, n_workers: int):
@@ -182,13 +182,13 @@ def tick_draws(seed: int, tick: float, next_tick: int, t_last: float, n_workers:
     return (np.stack(rows) if rows else np.zeros((1, n_workers))), next_tick
 
 
-def start_state(layout, n_win: int, capacity: int, pr, binding: Binding) -> State:
+def start_state(layout, n_win: int, capacity: int, pr: Params, binding: Binding) -> State:
     """A scheduler's fresh state for ``layout``: routing caches sized for ``pr``'s route
     (two tournament trees, or per-pod minima), the policy's arrays initialised."""
     n_group = max(layout.n_prefill, layout.n_workers - layout.n_prefill, 1)
     tree_len = tree_size(n_group) if pr.tree else 0
     st = new_state(layout.n_workers, layout.n_pods, n_win, capacity, binding.shape, tree_len)
-    policy_init(pr, st.pw_i, st.pw_f, st.pg_i, st.pg_f, binding.knobs, st.ctr)
+    policy_init(params_record(pr), st.pw_i, st.pw_f, st.pg_i, st.pg_f, binding.knobs, st.ctr)
     return st
 
 
@@ -223,6 +223,7 @@ def run(
         for s in scheds
     }
     states = {s: start_state(lay, sc.n_win, 1024, params[s], bindings[s]) for s in scheds}
+    records = {s: params_record(params[s]) for s in scheds}  # what the kernels receive
     no_ticks = np.zeros((1, lay.n_workers))
     scratch = {s: (np.zeros(lay.n_workers), np.zeros(lay.n_pods)) for s in scheds}
     tr_w = (step_width(lay.n_workers, lay.n_pods), event_width(lay.n_workers))
@@ -257,7 +258,7 @@ def run(
                     )
                 used = advance(
                     *st,
-                    pr,
+                    records[name],
                     b.knobs,
                     lay.pod,
                     pod_n,

@@ -24,6 +24,7 @@ from otfr_vec.kernels.structs import (
     W_SLOTS,
     W_UTIL,
     new_state,
+    params_record,
 )
 
 N_PF, N = 16, 32
@@ -38,7 +39,9 @@ class Tiny:
         )
         sc = make_scenario(self.cfg)
         self.b = bind(self.cfg, policy)
-        self.pr = make_params(self.cfg, policy, sc, binding=self.b)
+        self.pr = params_record(
+            make_params(self.cfg, policy, sc, binding=self.b)
+        )  # as kernels get it
         self.kn = self.b.knobs
         self.st = new_state(N, 2, 10, 64, self.b.shape)
         policy_init(

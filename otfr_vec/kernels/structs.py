@@ -7,7 +7,7 @@ decrefs every array of a tuple on each call that is not inlined (an atomic opera
 each); with ~50 arrays that was 330 ns per call and two thirds of the run time.
 
 ``State`` (Python side) bundles the arrays of one scheduler; ``Params`` holds the
-scalars of its run, and reaches the kernels as a NumPy record (:func:`params_record`).
+scalars of its run, and reaches the kernels as a NumPy record (:func:`params_array`).
 """
 
 from __future__ import annotations
@@ -136,14 +136,23 @@ class Params(NamedTuple):
     tracing: int  # 1: write the decision trace (kernels/trace.py; the hook path for all)
 
 
-def params_record(p: Params) -> np.record:
-    """``p`` as a NumPy record (attribute access as on ``p``), the form kernels receive.
+def params_array(p: Params) -> np.recarray:
+    """``p`` as a one-element record array; ``params_array(p)[0]`` is the form kernels
+    receive (:func:`params_record`).
 
-    Numba passes a record by pointer; a NamedTuple it passes field by field, so every
-    kernel call copied the ~45 scalars (5 % of a default run's CPU time: benchmarks/
-    PROFILE.md). Values are the same, integers as int64 and the rest as float64.
+    Numba passes a record between compiled functions by pointer; a NamedTuple it passes
+    field by field, so every kernel call copied the ~45 scalars (5 % of a default run's
+    CPU time: benchmarks/PROFILE.md). Values are the same, integers as int64 and the rest
+    as float64. From Python, a record argument costs ~3 us a call to check (its dtype) and
+    the array ~0.1 us: entry points called per event take the array and index it.
+    Python code reads the NamedTuple (a record's attributes are slow to read there).
     """
-    return np.rec.array([tuple(p)], dtype=_PARAMS_DTYPE)[0]
+    return np.rec.array([tuple(p)], dtype=_PARAMS_DTYPE)
+
+
+def params_record(p: Params) -> np.record:
+    """``p`` as the NumPy record the kernels receive (see :func:`params_array`)."""
+    return params_array(p)[0]
 
 
 _PARAMS_DTYPE = [

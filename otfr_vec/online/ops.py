@@ -7,15 +7,16 @@ run of the same policy follow the same code. Pure functions over the router's ar
 compiled like every kernel (:mod:`otfr_vec.kernels.jit`).
 
 :func:`entry` is how the router calls them: Numba's dispatcher resolves the types of
-every argument on each call, and for the ``Params`` named tuple (40 fields) that alone
-takes about 3 us; the compiled entry point of the signature resolved once skips it
-(about 0.5 us a call with twenty arrays).
+every argument on each call (microseconds); the compiled entry point of the signature
+resolved once skips it (about 0.5 us a call with twenty arrays). ``pa``, the run's
+``Params`` as a one-element record array (``structs.params_array``), because a record
+argument alone would cost ~3 us a call to check; ``pa[0]`` is what the kernels get.
 """
 
 from __future__ import annotations
 
 from ..kernels.jit import kernel
-from ..kernels.policy.hooks import policy_outcome, policy_refresh, policy_routed
+from ..kernels.policy.hooks import policy_choose, policy_outcome, policy_refresh, policy_routed
 from ..kernels.scoring import update_prices
 from ..kernels.step import add_count
 from ..kernels.structs import OUT_FAILURE, OUT_TIMEOUT, Q_NEXT, W_FAIL, W_HEAD, W_OUTC, W_TOUT
@@ -23,13 +24,14 @@ from ..kernels.structs import OUT_FAILURE, OUT_TIMEOUT, Q_NEXT, W_FAIL, W_HEAD, 
 
 @kernel
 def run_steps(
-    pr, kn, k0, k1, wi, qi, wf, count, base, g_dirty, pod, pod_n, health, f_price, pod_sum,
+    pa, kn, k0, k1, wi, qi, wf, count, base, g_dirty, pod, pod_n, health, f_price, pod_sum,
     pw_i, pw_f, pg_i, pg_f, ctr, u_tick, tick0, price_sum,
 ):  # fmt: skip
     """Step starts ``k0 .. k1 - 1`` as the step kernel runs them (its step 2): the policy's
     timers, then the price decay and every worker's base score, fixed until the next step
     start. ``price_sum`` accumulates each pod's mean price per step (the dataset's
     ``price`` is its mean over a window's steps)."""
+    pr = pa[0]
     for k in range(k0, k1):
         t0 = k * pr.dt
         if pr.hooks:
@@ -44,9 +46,22 @@ def run_steps(
 
 
 @kernel
-def routed(pr, kn, count, g_dirty, pod, pg_i, j):
+def choose(
+    pa, g, lo, hi, scale, home, start, t, u0, u1, u2, u3, count, base, g_min, g_dirty, pod,
+    wi, wf, health, pw_i, pw_f, pg_i, pg_f, kn,
+):  # fmt: skip
+    """The policy's pick among ``[lo, hi)``, as the step kernel makes it."""
+    return policy_choose(
+        pa[0], g, lo, hi, scale, home, start, t, u0, u1, u2, u3, count, base, g_min, g_dirty,
+        pod, wi, wf, health, pw_i, pw_f, pg_i, pg_f, kn,
+    )  # fmt: skip
+
+
+@kernel
+def routed(pa, kn, count, g_dirty, pod, pg_i, j):
     """A request was sent to ``j``: its load + 1 (``to_prefill`` / ``to_decode``) and the
     policy's routed hook. Returns ``j``'s load before it (the request's RIF)."""
+    pr = pa[0]
     rif = count[j]
     add_count(count, g_dirty, pr, pod, j, 1)
     if pr.hooks:
@@ -55,21 +70,22 @@ def routed(pr, kn, count, g_dirty, pod, pg_i, j):
 
 
 @kernel
-def released(pr, count, g_dirty, pod, j):
+def released(pa, count, g_dirty, pod, j):
     """A request left ``j`` (its KV sent, its slot freed, timed out...): load - 1. Returns
     False, changing nothing, if ``j`` holds nothing."""
     if count[j] <= 0:
         return False
-    add_count(count, g_dirty, pr, pod, j, -1)
+    add_count(count, g_dirty, pa[0], pod, j, -1)
     return True
 
 
 @kernel
 def outcome(
-    pr, kn, j, kind, latency, rif, t, u_a, u_b, pod, wf, base, g_dirty, health, pw_i, pw_f, pg_i
+    pa, kn, j, kind, latency, rif, t, u_a, u_b, pod, wf, base, g_dirty, health, pw_i, pw_f, pg_i
 ):
     """A request resolved: charge it to ``j`` as ``resolve_bad`` / ``charge_success`` do
     (the symptom counts of the risk price), then the policy's outcome hook."""
+    pr = pa[0]
     wf[W_OUTC, j] += 1.0
     if kind == OUT_TIMEOUT:
         wf[W_TOUT, j] += 1.0
@@ -106,4 +122,4 @@ def entry(dispatcher, *args):
         return dispatcher
 
 
-__all__ = ["entry", "outcome", "released", "routed", "run_steps", "set_queues"]
+__all__ = ["choose", "entry", "outcome", "released", "routed", "run_steps", "set_queues"]

@@ -42,7 +42,6 @@ import threading
 import numpy as np
 
 from .. import engine, policies
-from ..kernels.policy.hooks import policy_choose
 from ..kernels.structs import (
     HEALTH_OFF,
     NEXT_TICK,
@@ -54,6 +53,7 @@ from ..kernels.structs import (
     W_DOWN,
     W_PI,
     W_SLOTS,
+    params_array,
 )
 from ..scenario import rng
 from ..scenario.workload import TIE_RANGE
@@ -102,6 +102,7 @@ class Router:
         self.params = pr = engine.make_params(
             cfg, policy_name, sc, incremental=incremental, binding=b
         )
+        self._pa = params_array(pr)  # what the compiled entry points take (ops)
         self.n_pods, self.n_prefill, self.n_workers = lay.n_pods, lay.n_prefill, lay.n_workers
         self._pod = np.ascontiguousarray(lay.pod, dtype=np.int64)
         self.pod = self._pod.view()  # the simulator's numbering: prefill first, pod by pod
@@ -130,17 +131,17 @@ class Router:
         self._compile()
 
     def _compile(self) -> None:
-        pr, kn = self.params, self._kn
+        pa, kn = self._pa, self._kn
         arrays = (self._count, self._base, self._g_min, self._g_dirty, self._pod, self._wi)
         hooks = (self._wf, self._health, self._pw_i, self._pw_f, self._pg_i, self._pg_f, kn)
         self._choose = ops.entry(
-            policy_choose, pr, 0, 0, 1, 0.0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, *arrays, *hooks
+            ops.choose, pa, 0, 0, 1, 0.0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, *arrays, *hooks
         )
-        self._routed = ops.entry(ops.routed, pr, kn, self._count, self._g_dirty, self._pod,
+        self._routed = ops.entry(ops.routed, pa, kn, self._count, self._g_dirty, self._pod,
                                  self._pg_i, 0)  # fmt: skip
-        self._released = ops.entry(ops.released, pr, self._count, self._g_dirty, self._pod, 0)
+        self._released = ops.entry(ops.released, pa, self._count, self._g_dirty, self._pod, 0)
         self._outcome = ops.entry(
-            ops.outcome, pr, kn, 0, 0, 0.0, 0, 0.0, 0.0, 0.0, self._pod, self._wf, self._base,
+            ops.outcome, pa, kn, 0, 0, 0.0, 0, 0.0, 0.0, 0.0, self._pod, self._wf, self._base,
             self._g_dirty, self._health, self._pw_i, self._pw_f, self._pg_i,
         )  # fmt: skip
         self._steps = ops.entry(
@@ -152,7 +153,7 @@ class Router:
 
     def _step_args(self, k0, k1, u_tick, tick0, price_sum):
         return (
-            self.params, self._kn, k0, k1, self._wi, self._qi, self._wf, self._count,
+            self._pa, self._kn, k0, k1, self._wi, self._qi, self._wf, self._count,
             self._base, self._g_dirty, self._pod, self._pod_n, self._health, self._f,
             self._pod_sum, self._pw_i, self._pw_f, self._pg_i, self._pg_f, self._ctr, u_tick,
             tick0, price_sum,
@@ -285,7 +286,7 @@ class Router:
             if u is None:
                 start, u = self._draw_decision()
             return self._choose(
-                pr, g, lo, hi, scale, home, start, t, u[0], u[1], u[2], u[3], self._count,
+                self._pa, g, lo, hi, scale, home, start, t, u[0], u[1], u[2], u[3], self._count,
                 self._base, self._g_min, self._g_dirty, self._pod, self._wi, self._wf,
                 self._health, self._pw_i, self._pw_f, self._pg_i, self._pg_f, self._kn,
             )  # fmt: skip
@@ -303,7 +304,7 @@ class Router:
         with self._lock:
             if self.auto_step:
                 self._run_to(t)
-            return self._routed(self.params, self._kn, self._count, self._g_dirty, self._pod,
+            return self._routed(self._pa, self._kn, self._count, self._g_dirty, self._pod,
                                 self._pg_i, j)  # fmt: skip
 
     def released(self, w: int, now: float) -> None:
@@ -313,7 +314,7 @@ class Router:
         with self._lock:
             if self.auto_step:
                 self._run_to(t)
-            if not self._released(self.params, self._count, self._g_dirty, self._pod, j):
+            if not self._released(self._pa, self._count, self._g_dirty, self._pod, j):
                 raise ValueError(f"released({j}): worker {j} holds no request")
 
     def outcome(self, w: int, kind: str, latency: float, now: float, *, rif=None, u=None):
@@ -346,7 +347,7 @@ class Router:
                 u = self._out[self._k_out]
                 self._k_out += 1
             self._outcome(
-                self.params, self._kn, j, k, lat, r, t, u[0], u[1], self._pod, self._wf,
+                self._pa, self._kn, j, k, lat, r, t, u[0], u[1], self._pod, self._wf,
                 self._base, self._g_dirty, self._health, self._pw_i, self._pw_f, self._pg_i,
             )  # fmt: skip
 
