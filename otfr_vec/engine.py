@@ -96,7 +96,7 @@ def bind(cfg, scheduler: str) -> Binding:
 ROUTES = ("auto", "pods", "tree", "scan")
 
 
-def use_tree(route: str, layout) -> bool:
+def use_tree(route: str) -> bool:
     """Route through tournament trees? ``auto``: yes. Trees were as fast as per-pod
     minima or faster on every layout measured, the per-step rebuild of priced policies
     included (benchmarks/PROFILE.md, third round: 5-30 % less CPU per run from 8 x 8 up);
@@ -164,7 +164,7 @@ def make_params(
         keep_draws=int(pol.get("keep_draws", 0) or trace),
         tick=float(pol.get("tick", 0.0)),
         price_on=int(pol["lambda_r"] > 0 or pol.get("needs_util", 0)),
-        tree=int(incremental and use_tree(route, layout)),
+        tree=int(incremental and use_tree(route)),
         tracing=int(trace),
     )
 

@@ -116,11 +116,12 @@ def test_every_route_picks_the_same_workers_for_every_policy(layout):
 
 
 def test_auto_route_takes_trees_and_pods_keeps_per_pod_minima():
-    from otfr_vec.engine import make_layout, use_tree
+    from otfr_vec.engine import use_tree
 
-    lay = make_layout(make_config().cluster)  # 32 x 32
-    assert use_tree("auto", lay) and use_tree("tree", lay)
-    assert not use_tree("pods", lay) and not use_tree("scan", lay)
+    assert use_tree("auto") and use_tree("tree")
+    assert not use_tree("pods") and not use_tree("scan")
+    cfg = make_config(SMALL)  # and the run follows it
+    assert run(cfg).params["lc"].tree == 1 and run(cfg, route="pods").params["lc"].tree == 0
 
 
 def test_policies_share_the_workload_and_the_scenario():

@@ -185,7 +185,7 @@ def update_prices(wf, base, g_dirty, pr, pod, pod_n, f_price, health, pod_sum, p
     # pod by pod (workers are numbered prefill then decode, each group pod by pod): the
     # same operations in the same order as one pass over workers, pod sums included, in
     # loops over row slices the compiler vectorises (indices from 0 need no wrap-around
-    # check; the loops stay inline: a kernel call copies ``pr``, ~25 ns each)
+    # check; the loops stay inline: per-pod helper calls cost more than these loops)
     n_pods, n_prefill = pr.n_pods, pr.n_prefill
     kp = n_prefill // n_pods
     kd = (pr.n_workers - n_prefill) // n_pods
