@@ -93,6 +93,56 @@ def bind(cfg, scheduler: str) -> Binding:
     return policies.get(scheduler).bind(cfg, policies.knobs_of(scheduler, cfg))
 
 
+# config keys that only make the health labels (scenario/health.py): read by a run whose
+# scheduler takes its health from the labels, by no other
+LABEL_KEYS = ("health.delay", "health.miss", "health.noise", "health.granularity")
+
+
+def run_inputs(cfg, scheduler: str, binding: Binding | None = None) -> tuple:
+    """What ``scheduler``'s run under ``cfg`` (a validated scenario, no sweep keys) reads,
+    as a hashable value: two configurations with equal run inputs give that scheduler
+    bit-identical states, so a sweep runs it once for both (``sweep.reuse``).
+
+    Its binding stands for the ``weights.*`` keys and every policy's knob section (the
+    only way they reach a run). The other keys count unless the run cannot read them,
+    which mirrors :func:`make_params` and ``kernels/step.py: advance``:
+
+    - ``price.*``: read only where the price is computed (``price_on``: the policy pays
+      it, or reads the utilisation it keeps);
+    - the label keys (:data:`LABEL_KEYS`) and ``health.refresh``: read only with
+      ``health = labels``; ``health.threshold`` also with ``truth`` (the oracle);
+    - ``telemetry.*``: the observed factor reaches a run only through the price's
+      ``beta`` term, and not at all where the price sees the true factor.
+
+    The sweep tests check this against full runs for every registered policy."""
+    from omegaconf import OmegaConf
+
+    from .config.schema import RUNTIME_KEYS
+    from .config.sweep_schema import flatten
+    from .kernels.structs import HEALTH_LABELS, HEALTH_OFF
+
+    cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
+    b = binding or bind(cfg, scheduler)
+    pol = b.params
+    drop = ["weights.", *(f"{sec}." for sec in policies.knob_sections())]
+    if not (pol["lambda_r"] > 0 or pol.get("needs_util", 0)):
+        drop.append("price.")
+    if pol["health"] != HEALTH_LABELS:
+        drop += [*LABEL_KEYS, "health.refresh"]
+        if pol["health"] == HEALTH_OFF:
+            drop.append("health.threshold")
+    if pol["beta"] == 0 or pol["true_bw"]:
+        drop.append("telemetry.")
+    flat = flatten(OmegaConf.to_container(cfg, resolve=True))
+    kept = tuple(
+        (k, repr(v))
+        for k, v in sorted(flat.items())
+        if k != "schedulers" and k not in RUNTIME_KEYS and not k.startswith(tuple(drop))
+    )
+    bound = (tuple(sorted((k, repr(v)) for k, v in pol.items())), b.knobs.tobytes(), b.shape)
+    return (scheduler, bound, b.tick_draws, kept)
+
+
 ROUTES = ("auto", "pods", "tree", "scan")
 
 

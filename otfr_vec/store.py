@@ -53,6 +53,7 @@ from .paths import (  # noqa: F401  (part of this module's interface)
 
 ZARR_FORMAT = 3
 SEED, SCHEDULER = "seed", "scheduler"
+PLANNED = "planned"  # coordinate of a store whose design runs only some grid points
 CHUNK_CELLS = 1024  # cells per chunk: ~100 KB per chunk of a scheduler metric
 FLUSH_S = 1.0  # the driver writes received cells at most this long after they arrive
 CELL_VARS = {
@@ -142,10 +143,14 @@ def _coord(values: list) -> np.ndarray:
     return arr.astype(object) if arr.dtype.kind == "U" else arr
 
 
-def template(axes: dict, cell_seeds: list, schedulers: list, coord_attrs) -> xr.Dataset:
+def template(
+    axes: dict, cell_seeds: list, schedulers: list, coord_attrs, planned=None
+) -> xr.Dataset:
     """The empty sweep dataset, lazy (Dask zeros) in chunks of ``chunk_shape``.
 
     ``coord_attrs(key)``: the CF attrs (long_name, units, description) of a swept key.
+    ``planned``: bool over the axes, the points a design other than the full grid runs
+    (kept as the coordinate ``planned``; the other points stay empty).
     """
     from .results import scheduler_coords, variable_attrs
 
@@ -168,6 +173,17 @@ def template(axes: dict, cell_seeds: list, schedulers: list, coord_attrs) -> xr.
         },
     )
     coords.update(scheduler_coords(schedulers))
+    if planned is not None:
+        coords[PLANNED] = (
+            tuple(axes),
+            np.asarray(planned, bool),
+            {
+                "long_name": "point run by the design",
+                "units": "1",
+                "description": "True where sweep.design runs the point (one_at_a_time: "
+                "the base configuration and each axis alone); the other points stay empty",
+            },
+        )
     data = {}
     for name in CELL_VARS:
         data[name] = (dims, da.zeros(shape, dtype=dtype(name), chunks=chunks))

@@ -42,6 +42,7 @@ from .inputs import check_inputs
 from .store import StoreError
 
 SWEEP_KEYS = ("sweep", "dask", "store")  # not part of a cell's scenario configuration
+DESIGNS = ("grid", "one_at_a_time")
 TARGET_TASK_S = 0.5  # auto batching: cells per task so one task takes about this long
 POLL_S = 1.0  # the driver checks its cluster and flushes the store at least this often
 
@@ -52,10 +53,23 @@ class Plan(NamedTuple):
     cells: list  # (index: positions along (*axes, seed), scenario config as a plain dict)
     identity: dict  # what defines the cells: the stored config a resume must match
     inputs: dict  # input file (as configured) -> sha256 of its content
+    # index -> each scheduler's run inputs (engine.run_inputs, with the seed index): cells
+    # with equal entries share that scheduler's run; None where sweep.reuse is off
+    runs: dict | None = None
 
     @property
     def dims(self) -> tuple:
         return (*self.axes, store.SEED)
+
+    @property
+    def planned(self) -> np.ndarray | None:
+        """bool over the axes: the points the design runs; None for a full grid."""
+        if self.identity.get("sweep.design", "grid") == "grid":
+            return None
+        mask = np.zeros(tuple(len(v) for v in self.axes.values()), bool)
+        for at, _ in self.cells:
+            mask[at[:-1]] = True
+        return mask
 
     def name(self, at: tuple) -> str:
         """A cell in words: ``degradation.r=0.1 seed=2``."""
@@ -131,6 +145,17 @@ def _axes(cfg, base) -> dict:
                     )
                 else:
                     axes[key] = typed
+    if cfg.sweep.design not in DESIGNS:
+        errors.append(f"sweep.design={cfg.sweep.design!r}: allowed values are {', '.join(DESIGNS)}")
+    elif cfg.sweep.design == "one_at_a_time":
+        for key, values in axes.items():
+            centre = OmegaConf.select(base, key)
+            if not any(v == centre and type(v) is type(centre) for v in values):
+                errors.append(
+                    f"sweep.axes.{key}={values!r}: sweep.design=one_at_a_time varies each "
+                    f"axis around the base configuration, but the axis lacks {key}'s base "
+                    f"value {centre!r} (add it to the axis, or set {key} to one of its values)"
+                )
     if cfg.sweep.seeds < 1:
         errors.append(f"sweep.seeds={cfg.sweep.seeds!r}: must be at least 1")
     if cfg.sweep.batch is not None and cfg.sweep.batch < 1:
@@ -140,6 +165,18 @@ def _axes(cfg, base) -> dict:
     if errors:
         raise ConfigError("invalid sweep:\n  " + "\n  ".join(errors))
     return axes
+
+
+def design_points(design: str, axes: dict, base) -> list:
+    """The grid points a design runs, as positions along the axes, in grid order."""
+    points = list(itertools.product(*(range(len(v)) for v in axes.values())))
+    if design == "grid":
+        return points
+    centre = tuple(
+        next(i for i, v in enumerate(values) if v == OmegaConf.select(base, key))
+        for key, values in axes.items()
+    )
+    return [p for p in points if sum(a != b for a, b in zip(p, centre, strict=True)) <= 1]
 
 
 def _sha256(path) -> str:
@@ -172,7 +209,7 @@ def plan(cfg) -> Plan:
     axes = _axes(cfg, base)
     cluster.check(cfg.dask)
     errors, configs = [], []
-    for point in itertools.product(*(range(len(v)) for v in axes.values())):
+    for point in design_points(cfg.sweep.design, axes, base):
         cell = base.copy()
         try:
             for key, i in zip(axes, point, strict=True):
@@ -185,23 +222,33 @@ def plan(cfg) -> Plan:
             msg = f"  sweep.axes.{err.full_key}={err.value!r}: {str(err).splitlines()[0]}"
             errors += [msg] if msg not in errors else []
             continue
-        configs.append((point, OmegaConf.to_container(cell, resolve=True)))
+        scen = OmegaConf.to_container(cell, resolve=True)
+        if cfg.sweep.reuse:
+            from .engine import run_inputs
+
+            scen["_runs"] = tuple(run_inputs(cell, s) for s in scen["schedulers"])
+        configs.append((point, scen))
     if errors:
         raise ConfigError("invalid sweep values:\n" + "\n".join(errors))
     seeds = [cell_seed(cfg.sim.seed, i) for i in range(cfg.sweep.seeds)]
-    cells, files = [], {}
+    cells, files, runs = [], {}, ({} if cfg.sweep.reuse else None)
     for point, scen in configs:
+        shared = scen.pop("_runs", None)
         files.update(input_files(scen))
         for s in range(cfg.sweep.seeds):
             cells.append(((*point, s), {**scen, "sim": {**scen["sim"], "seed": seeds[s]}}))
+            if runs is not None:
+                runs[(*point, s)] = tuple((k, s) for k in shared)
     identity = flatten(OmegaConf.to_container(base, resolve=True))
     identity = {k: v for k, v in identity.items() if k not in axes and k not in RUNTIME_KEYS}
     identity["sweep.axes"] = axes
     identity["sweep.seeds"] = cfg.sweep.seeds
+    if cfg.sweep.design != "grid":  # (a grid store's identity predates the key)
+        identity["sweep.design"] = cfg.sweep.design
     inputs = {name: _sha256(path) for name, path in sorted(files.items())}
     if inputs:
         identity["inputs (sha256 of each file)"] = inputs
-    return Plan(axes, seeds, cells, identity, inputs)
+    return Plan(axes, seeds, cells, identity, inputs, runs)
 
 
 # ------------------------------------------------------------------ one cell
@@ -225,9 +272,10 @@ def _check_inputs(scenario: dict, inputs: dict) -> None:
             )
 
 
-def cell_values(scenario: dict, inputs: dict) -> dict:
-    """Simulate one cell (its configuration validated by ``plan``) and return what the
-    store keeps of it: every scalar metric per scheduler and the cell's own values."""
+def scheduler_values(scenario: dict, inputs: dict) -> tuple[dict, dict]:
+    """Simulate one cell's schedulers (``scenario["schedulers"]``, all or some of the
+    sweep's; the configuration validated by ``plan``) and return what the store keeps:
+    {scheduler: {metric: value}} and the cell's own values."""
     from . import engine
     from .kernels.structs import ARRIVED
     from .metrics import METRICS, scalar_metrics
@@ -238,25 +286,106 @@ def cell_values(scenario: dict, inputs: dict) -> dict:
     result = engine.run(cfg)
     sc, scheds = result.scenario, list(result.states)
     factor, _ = window_means(sc, cfg)
-    rows = [scalar_metrics(result.states[s], cfg, factor) for s in scheds]
-    values = {m: np.array([r[m] for r in rows]) for m in METRICS if m != "gap_to_oracle"}
+    rows = {s: scalar_metrics(result.states[s], cfg, factor) for s in scheds}
+    rows = {s: {m: r[m] for m in METRICS if m != "gap_to_oracle"} for s, r in rows.items()}
+    own = {
+        "rho_net": sc.rho_net,
+        "offered_rate": sc.rate,
+        "requests": int(result.states[scheds[0]].cnt[ARRIVED]),  # whole run
+    }
+    return rows, own
+
+
+def cell_values(scenario: dict, inputs: dict, rows: dict | None = None, own=None) -> dict:
+    """One cell's values for the store (every metric per scheduler, then the cell's own
+    values), from ``rows`` and ``own`` as :func:`scheduler_values` returns them, or
+    simulated here."""
+    from .metrics import METRICS
+
+    if rows is None:
+        rows, own = scheduler_values(scenario, inputs)
+    scheds = scenario["schedulers"]
+    values = {m: np.array([rows[s][m] for s in scheds]) for m in METRICS if m != "gap_to_oracle"}
     fr = values["failure_rate"]
     oracle = fr[scheds.index("oracle")] if "oracle" in scheds else np.nan
     values["gap_to_oracle"] = fr - oracle
-    values["rho_net"] = sc.rho_net
-    values["offered_rate"] = sc.rate
-    values["requests"] = int(result.states[scheds[0]].cnt[ARRIVED])  # whole run
+    values.update(own)
     return values
 
 
-def run_cells(cells: list, inputs: dict) -> list:
-    """A Dask task: simulate each cell; returns (index, values, seconds) per cell."""
-    out = []
-    for at, scenario in cells:
+def run_cells(cells: list, inputs: dict, runs: list | None = None) -> list:
+    """A Dask task: simulate each cell; returns (index, values, seconds) per cell.
+
+    ``runs``: per cell, each scheduler's run inputs (``Plan.runs``); a scheduler whose run
+    inputs an earlier cell of this task had is not simulated again: its values are that
+    run's (the cell's own values, which no key a scheduler may skip changes, too)."""
+    out, done = [], {}  # run inputs -> (the scheduler's values, the cell's own values)
+    for c, (at, scenario) in enumerate(cells):
         t0 = time.perf_counter()
-        values = cell_values(scenario, inputs)
-        out.append((at, values, time.perf_counter() - t0))
+        scheds = scenario["schedulers"]
+        keys = runs[c] if runs is not None else [None] * len(scheds)
+        need = [s for s, k in zip(scheds, keys, strict=True) if k is None or k not in done]
+        rows, own = {}, None
+        if need:
+            rows, own = scheduler_values({**scenario, "schedulers": need}, inputs)
+            for s, k in zip(scheds, keys, strict=True):
+                if k is not None and s in rows:
+                    done[k] = (rows[s], own)
+        for s, k in zip(scheds, keys, strict=True):
+            if s not in rows:
+                rows[s], shared = done[k]
+                own = own if own is not None else shared
+        out.append((at, cell_values(scenario, inputs, rows, own), time.perf_counter() - t0))
     return out
+
+
+def families(todo: list, runs: dict | None) -> list:
+    """``todo`` split into groups that share scheduler runs (cells linked by equal run
+    inputs, transitively), each in plan order; one cell per group without ``runs``."""
+    if runs is None:
+        return [[cell] for cell in todo]
+    parent = list(range(len(todo)))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict = {}
+    for i, (at, _) in enumerate(todo):
+        for k in runs[at]:
+            j = first.setdefault(k, i)
+            a, b = root(i), root(j)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    groups: dict = {}
+    for i, cell in enumerate(todo):
+        groups.setdefault(root(i), []).append(cell)
+    return list(groups.values())
+
+
+TASKS_PER_THREAD = 4  # families are cut into about this many tasks per thread
+
+
+def chunks(fams: list, threads: int, batch: int | None) -> list:
+    """Families cut into Dask tasks: ``batch`` cells each if set, else each family into
+    about its share of ``TASKS_PER_THREAD`` tasks per thread (whole when that is one),
+    so every thread stays busy; a chunk runs each shared scheduler run it needs once."""
+    total = sum(len(f) for f in fams)
+    out = []
+    for fam in fams:
+        k = max(1, round(TASKS_PER_THREAD * threads * len(fam) / total))
+        size = batch or math.ceil(len(fam) / k)
+        out += [fam[i : i + size] for i in range(0, len(fam), size)]
+    return out
+
+
+def count_runs(todo: list, runs: dict | None) -> int:
+    """Scheduler runs ``todo`` takes (each distinct run inputs once)."""
+    if runs is None:
+        return sum(len(scen["schedulers"]) for _, scen in todo)
+    return len({k for at, _ in todo for k in runs[at]})
 
 
 # ------------------------------------------------------------------ the driver
@@ -330,7 +459,7 @@ def prepare(cfg, p: Plan, path: str | None = None, say=print) -> tuple[str, list
     path = store.resolve(cfg.store) if path is None else path
     store.check_target(path, "store", "sweep")
     schedulers = p.cells[0][1]["schedulers"]
-    tmpl = store.template(p.axes, p.cell_seeds, schedulers, keys.coord_attrs)
+    tmpl = store.template(p.axes, p.cell_seeds, schedulers, keys.coord_attrs, p.planned)
     if store.exists(path) and not cfg.sweep.overwrite:
         store.check_identity(path, p.identity)
         status = store.verify(path)
@@ -373,21 +502,31 @@ class _Run:
             raise _WriteFailed(err) from err
         self.last_flush = time.monotonic()
 
+    def task(self, group: list) -> tuple:
+        """run_cells' arguments for ``group`` (cells of whole families)."""
+        runs = self.p.runs
+        return group, self.p.inputs, None if runs is None else [runs[at] for at, _ in group]
+
     def serial(self, todo) -> None:
-        for cell in todo:
-            self.receive(run_cells([cell], self.p.inputs))
+        for fam in families(todo, self.p.runs):
+            self.receive(run_cells(*self.task(fam)))
 
     def dask(self, todo, client) -> None:
         from distributed import wait
 
-        pending = deque(todo)
         threads = max(1, sum(client.nthreads().values()))
+        fams = families(todo, self.p.runs)
+        shared = any(len(f) > 1 for f in fams)
+        pending = deque(chunks(fams, threads, self.cfg.sweep.batch) if shared else todo)
 
         def submit():
-            mean = float(np.mean(self.took)) if self.took else None
-            n = batch_size(self.cfg, mean, len(pending), threads)
-            cells = [pending.popleft() for _ in range(min(n, len(pending)))]
-            futures.add(client.submit(run_cells, cells, self.p.inputs, pure=False))
+            if shared:  # one chunk of a family per task
+                group = pending.popleft()
+            else:
+                mean = float(np.mean(self.took)) if self.took else None
+                n = batch_size(self.cfg, mean, len(pending), threads)
+                group = [pending.popleft() for _ in range(min(n, len(pending)))]
+            futures.add(client.submit(run_cells, *self.task(group), pure=False))
 
         futures: set = set()
         for _ in range(2 * threads):
@@ -443,11 +582,21 @@ def run_sweep(cfg, client=None, quiet: bool = False, p: Plan | None = None, star
         except OSError as err:  # e.g. no space for the template: nothing was run
             raise StoreError(f"store={path}: cannot write it ({err.strerror or err})") from None
         shape = " x ".join(f"{k} {len(v)}" for k, v in p.axes.items()) or "no axes"
+        if p.planned is not None:
+            shape = f"{int(p.planned.sum())} points ({shape}, one axis at a time)"
         n_sched = len(p.cells[0][1]["schedulers"])
         say(
             f"otfr_vec sweep: {shape} x {cfg.sweep.seeds} seeds = {len(p.cells)} cells of "
             f"{n_sched} schedulers; {len(p.cells) - len(todo)} already done; store {path}"
         )
+        if todo and p.runs is not None:
+            n_runs, n_all = count_runs(todo, p.runs), count_runs(todo, None)
+            if n_runs < n_all:
+                say(
+                    f"otfr_vec sweep: {n_runs} scheduler runs for the {n_all} scheduler-cells "
+                    "left: cells that differ only in keys a scheduler does not read share its "
+                    "run (sweep.reuse=false runs every one)"
+                )
         t0 = time.perf_counter()
         if todo:
             _execute(cfg, p, path, todo, client, start, quiet, say)

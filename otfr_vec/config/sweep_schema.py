@@ -21,9 +21,17 @@ class GridConfig:
     # swept key -> list of values, nested like the config (degradation: {r: [0.1, 0.05]})
     # or with dotted keys ("degradation.r": [...]); one store dimension per key
     axes: dict[str, Any] = field(default_factory=dict)
+    # grid: every combination of the axes' values; one_at_a_time: the base configuration
+    # (each axis at its key's configured value, which must be on the axis) and each axis
+    # alone through its other values (1 + sum(len - 1) points instead of the product)
+    design: str = "grid"
     seeds: int = 1  # seed indices 0..seeds-1; cell seed = f(sim.seed, seed index)
     batch: int | None = None  # cells per Dask task; null = sized from measured cell time
     overwrite: bool = False  # discard an existing store instead of resuming it
+    # run a scheduler once for cells that differ only in keys it does not read (the
+    # label keys for a policy without labels, price keys for one without the price...);
+    # the store is the same either way
+    reuse: bool = True
     # s between progress lines (cells done / total, rate, ETA) when stderr is not a terminal
     progress_interval: float = 30.0
 

@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from ..config.schema import Config
 from ..config.sweep_schema import flatten
 from ..metrics import METRICS
-from ..store import StoreError, verify
+from ..store import PLANNED, StoreError, verify
 from ..sweep import SWEEP_KEYS
 
 SEED, SCHEDULER = "seed", "scheduler"
@@ -100,7 +100,11 @@ class Store:
         what = {"sweep": f"grid `{self.grid}`", "run": "one run"}.get(self.kind, "no recorded grid")
         parts = [what]
         if self.axes:
-            parts.append(" x ".join(f"{a} {self.ds.sizes[a]}" for a in self.axes))
+            grid = " x ".join(f"{a} {self.ds.sizes[a]}" for a in self.axes)
+            if PLANNED in self.ds.coords:
+                n = int(self.ds[PLANNED].sum())
+                grid = f"{grid}, one key at a time ({n} points)"
+            parts.append(grid)
         parts.append(f"{self.seeds} seed{'s' if self.seeds != 1 else ''}")
         if self.finished < self.cells:
             parts.append(f"{self.finished} of {self.cells} cells finished")
@@ -206,13 +210,16 @@ def _cells(mask: xr.DataArray) -> list[str]:
     return out
 
 
-def _unfinished(done: xr.DataArray) -> list[str]:
-    """The grid points with fewer finished seeds than the store has, in words."""
+def _unfinished(done: xr.DataArray, planned=None) -> list[str]:
+    """The grid points (``planned`` ones only, if given) with fewer finished seeds than
+    the store has, in words."""
     axes = [d for d in done.dims if d != SEED]
     per_point = done.sum(SEED) if SEED in done.dims else done.astype(int)
     total = done.sizes.get(SEED, 1)
     out = []
     for idx in itertools.product(*(range(done.sizes[d]) for d in axes)):
+        if planned is not None and not planned.values[idx]:
+            continue
         k = int(per_point.values[idx]) if axes else int(per_point.values)
         if k < total:
             where = ", ".join(
@@ -247,11 +254,15 @@ def open_store(path: str) -> Store:
     done = None
     if "done" in ds:
         done = ds["done"].astype(bool)
+        planned = ds.coords.get(PLANNED)  # a design that runs only some points
+        planned = None if planned is None else planned.astype(bool).transpose(*done.dims[:-1])
         store.cells, store.finished = int(done.size), int(done.sum())
+        if planned is not None:
+            store.cells = int(planned.sum()) * done.sizes.get(SEED, 1)
         if store.finished == 0:
             raise ReportError(f"{path}: no finished cell yet (run the sweep first)")
         if store.finished < store.cells:
-            store.unfinished = _unfinished(done)
+            store.unfinished = _unfinished(done, planned)
     bad = _inconsistent(ds)
     checked = _unverified(path, done) if kind == "sweep" and done is not None else None
     for more in (unreadable, checked):
