@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Regenerate every result of the study (R1-R10) from scratch: the six grids, the
 # mechanism run, the benchmarks and the report.    make paper   (or FRESH=1 make paper)
-# Runtime from scratch on the 2-core development machine (Intel Xeon): about 19 min 30 s,
-# of which 16 min 10 s the grids, the mechanism run and the report (SKIP_BENCH=1) and
-# 3 min 24 s the benchmarks (sweeps/recipes.md per result).
+# Runtime from scratch on the 2-core development machine (Intel Xeon): about 14 min, of
+# which 10 min 27 s the grids (5 seeds each), the mechanism run and the report
+# (SKIP_BENCH=1) and about 3 min 30 s the benchmarks (sweeps/recipes.md per result).
 # Stores resume: an interrupted `make paper` continues where it stopped; FRESH=1 first
 # deletes outputs/paper.
 set -euo pipefail
@@ -12,7 +12,10 @@ PY=${PY:-.venv/bin/python}
 OUT=${OUT:-outputs/paper}
 if [[ "${FRESH:-0}" == 1 ]]; then rm -rf "$OUT"; fi
 mkdir -p "$OUT"
-for grid in severity baselines telemetry label_noise stress workload sensitivity; do
+# The baselines grid (B with 8 seeds) is not run: B is drawn from the severity grid, which
+# runs every policy on the same cells with 5 seeds (python -m otfr_vec.sweep
+# +grid=baselines, then make report, gives B its 8 seeds).
+for grid in severity telemetry label_noise stress workload sensitivity; do
   "$PY" -m otfr_vec.sweep +grid="$grid" store="$OUT/$grid.zarr"
 done
 # R8: one run's time series. Seed 1: with seed 0 every degraded pod's label episode is

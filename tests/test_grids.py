@@ -6,7 +6,7 @@ import math
 
 import pytest
 import xarray as xr
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from otfr_vec import make_config
 from otfr_vec.config import CONF_DIR
@@ -29,14 +29,21 @@ def test_grid_header_and_full_size_plan(grid):
     assert "laptop" in text  # the measured runtime
     cfg = make_config([f"+grid={grid}"], config_name="sweep")
     p = plan(cfg)  # composes and validates every cell at the study size
-    assert p.axes and len(p.cells) == cfg.sweep.seeds * math.prod(map(len, p.axes.values()))
+    sizes = [len(v) for v in p.axes.values()]
+    points = math.prod(sizes) if cfg.sweep.design == "grid" else 1 + sum(n - 1 for n in sizes)
+    assert p.axes and len(p.cells) == cfg.sweep.seeds * points
+    assert cfg.sweep.seeds >= 5  # every table of the study has intervals
     assert cfg.store == f"outputs/{cfg.sweep.name}.zarr"
 
 
 @pytest.mark.parametrize("grid", GRIDS)
 def test_grid_runs_tiny(grid, tmp_path):
     cfg = make_config([f"+grid={grid}", *TINY, f"store={tmp_path / 's.zarr'}"], "sweep")
-    axes = {k: v[:2] for k, v in plan(cfg).axes.items()}  # two values per axis
+    full = plan(cfg).axes
+    axes = {k: v[:2] for k, v in full.items()}  # two values per axis
+    if cfg.sweep.design != "grid":  # one of them the base value, which the design varies around
+        base = {k: OmegaConf.select(cfg, k) for k in full}
+        axes = {k: [base[k], next(x for x in v if x != base[k])] for k, v in full.items()}
     if "cluster.pods" not in axes:
         cfg.cluster.pods = 2
     if cfg.workload.rate is not None:  # a grid's fixed rate would swamp 8 workers
@@ -46,5 +53,6 @@ def test_grid_runs_tiny(grid, tmp_path):
     cfg.sweep.seeds = 1
     ds = xr.open_zarr(run_sweep(cfg, quiet=True))
     assert list(ds.failure_rate.dims) == [*axes, "seed", "scheduler"]
-    assert bool(ds.done.all())
-    assert (ds.arrived > 0).all()
+    planned = ds.planned if "planned" in ds.coords else True  # what the design runs
+    assert bool((ds.done == planned).all())
+    assert (ds.arrived.where(ds.done) != 0).all()

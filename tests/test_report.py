@@ -49,6 +49,7 @@ def stores(tmp_path_factory):
             d / "zz_severity.zarr",
             "+grid=severity",
             "sweep.axes.degradation.r=[0.1,0.01]",
+            "sweep.seeds=4",
             "schedulers=${policies:study}",
         ),
         "labels": sweep(
