@@ -5,8 +5,8 @@ A run's memory follows requests in flight and time-series windows, not steps: th
 request pool of each scheduler grows to the requests alive at once (Little's law: the
 arrival rate times how long a request lives), the series are ``windows x pods`` per
 scheduler, labels are ``refreshes x workers``, and the workload is generated in blocks of
-``BLOCK_S`` seconds. Per-step values are only ever held for one engine block or one
-post-processing chunk. The estimate adds every part as if all were alive at the peak, so
+``BLOCK_S`` seconds. Per-step values are only ever held for one engine span (``SPAN_BLOCKS`` blocks)
+or one post-processing chunk. The estimate adds every part as if all were alive at the peak, so
 it errs high; ``tests/test_memory.py`` checks it against the peak RSS of real runs.
 
 The sizes of the kernel state are not restated here: they are measured from
@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from .engine import BLOCK_S as ENGINE_BLOCK_S
+from .engine import SPAN_BLOCKS
 from .kernels.structs import new_state
 from .results import CHUNK_VALUES
 from .scenario.layout import prefill_per_pod
@@ -174,7 +175,7 @@ def estimate(cfg) -> Estimate:
         ),
         Part(
             "per-step inputs",
-            6 * 8 * n_pods * math.ceil(ENGINE_BLOCK_S / sim.dt) + CHUNK_BYTES,
+            6 * 8 * n_pods * math.ceil(SPAN_BLOCKS * ENGINE_BLOCK_S / sim.dt) + CHUNK_BYTES,
             "cluster.pods / sim.dt",
         ),
         Part("interpreter and libraries", BASE_BYTES, FIXED),
