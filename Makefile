@@ -22,13 +22,13 @@ wheel: $(STAMP)  ## build dist/otfr_vec-*.whl (configuration and traces inside) 
 	$(BIN)/pip wheel --no-deps --quiet -w dist .
 	@ls dist/otfr_vec-*.whl
 
-sweep: $(STAMP)  ## the main job: the severity grid (r x every scheduler x 5 seeds, ~4 min on 2 cores) into outputs/severity.zarr
+sweep: $(STAMP)  ## the main job: the severity grid (r x every scheduler x 5 seeds, ~2.5 min on 2 cores) into outputs/severity.zarr
 	$(BIN)/python -m otfr_vec.sweep +grid=severity $(ARGS)
 
 report: $(STAMP)  ## figures and REPORT.md from the stores in outputs/ (into outputs/report; ARGS="--use severity=PATH" picks among candidates)
 	$(BIN)/python -m otfr_vec.report $(wildcard outputs/*.zarr) --out outputs/report $(ARGS)
 
-paper: $(STAMP)  ## every result R1-R10 into outputs/paper (~14 min on 2 cores, benchmarks included; resumes; FRESH=1 starts from scratch)
+paper: $(STAMP)  ## every result R1-R10 into outputs/paper (~9 min on 2 cores; resumes; FRESH=1 starts from scratch)
 	PY=$(BIN)/python bash sweeps/paper.sh
 
 run: $(STAMP)  ## simulate the default scenario (32 x 32 workers, r = 0.10) for all five schedulers

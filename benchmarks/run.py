@@ -50,6 +50,10 @@ def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x]
 
 
+# the record's sections, in order (--only picks some)
+SECTIONS = ("decision", "policies", "simulator", "per_policy", "baseline", "reference", "jsq")
+
+
 def parse(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small sizes, few repeats (a smoke run)")
@@ -95,7 +99,19 @@ def parse(argv=None) -> argparse.Namespace:
         help="refresh the committed record benchmarks/RESULTS.md (default: outputs/benchmarks)",
     )
     ap.add_argument("--out", type=Path, help="the Markdown record to write (overrides --record)")
+    ap.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"sections to run, comma-separated, of {', '.join(SECTIONS)} (make paper: "
+        "decision, the study's R10)",
+    )
     args = ap.parse_args(argv)
+    args.only = [x for x in args.only.split(",") if x]
+    bad = [x for x in args.only if x not in SECTIONS]
+    if bad or not args.only:
+        ap.error(f"--only {','.join(bad) or '(none)'}: allowed sections are {', '.join(SECTIONS)}")
+    if args.record and args.only != list(SECTIONS):
+        ap.error("--record refreshes the whole committed record: run every section (no --only)")
     if args.out is None:
         args.out = (
             HERE / "RESULTS.md" if args.record else ROOT / "outputs" / "benchmarks" / "RESULTS.md"
@@ -428,11 +444,19 @@ def main(argv=None) -> None:
         print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
 
     rec: dict = {"machine": machine_info()}
-    body = decision_section(args, log, rec) + [""] + policy_section(args, log, rec) + [""]
-    body += sim_section(args, log, rec) + [""] + per_policy_section(args, log, rec) + [""]
-    if args.baseline:
-        body += baseline_section(args, log, rec) + [""]
-    body += reference_section(args, log, rec) + [""] + jsq_section(args, log, rec)
+    sections = {
+        "decision": decision_section,
+        "policies": policy_section,
+        "simulator": sim_section,
+        "per_policy": per_policy_section,
+        "baseline": baseline_section if args.baseline else None,
+        "reference": reference_section,
+        "jsq": jsq_section,
+    }
+    body = []
+    for name in SECTIONS:
+        if name in args.only and sections[name] is not None:
+            body += sections[name](args, log, rec) + [""]
     rec["machine"]["load_end"] = list(os.getloadavg())
     cmd = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
     rec.update(command=cmd.strip(), took_s=round(time.perf_counter() - t0, 1))

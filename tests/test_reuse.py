@@ -116,6 +116,23 @@ def test_a_sweep_with_shared_runs_equals_one_without(tmp_path):
     xr.testing.assert_equal(on, off)
 
 
+def test_a_resumed_sweep_reruns_the_shared_runs_its_cells_need(tmp_path):
+    import zarr
+
+    path = tmp_path / "r.zarr"
+    ref = xr.open_zarr(run_sweep(_sweep(path, "dask=serial"), quiet=True)).load()
+    done = zarr.open_group(str(path), mode="r+")["done"]
+    mask = done[...]
+    assert mask.shape == (1, 2, 2, 2, 2, 2)  # r, noise, mode, gamma, threshold, seed
+    mask[:, 1, ..., 0] = False  # noise 0.2, seed 0: lc's run there was made at noise 0
+    done[...] = mask
+    p = plan(_sweep(path, "dask=serial"))
+    todo = [c for c in p.cells if not mask[c[0]]]
+    assert len(todo) == 8 and count_runs(todo, p.runs) < 8 * len(policies.names())
+    again = xr.open_zarr(run_sweep(_sweep(path, "dask=serial"), quiet=True)).load()
+    xr.testing.assert_equal(again, ref)
+
+
 def test_families_link_cells_transitively_and_chunks_keep_threads_busy():
     todo = [((i,), {}) for i in range(6)]
     runs = {(0,): ("a", "x"), (1,): ("a", "y"), (2,): ("b", "y"), (3,): ("c", "z")}
