@@ -49,6 +49,15 @@ BLOCK_S = 1.0  # simulated seconds per kernel call (pool growth granularity)
 # evicting the others' state from the caches; a span of arrivals is held anyway (the
 # workload is generated in blocks of that length, scenario/workload.py)
 SPAN_BLOCKS = 10
+SPAN_VALUES = 1 << 18  # at most this many per-step factors (steps x pods) in one span
+
+
+def span_blocks(block_steps: int, n_pods: int) -> int:
+    """Blocks per span: ``SPAN_BLOCKS``, fewer where a span's per-step factors would pass
+    ``SPAN_VALUES`` (a fine ``sim.dt`` on many pods), so they stay a few MiB."""
+    return max(1, min(SPAN_BLOCKS, SPAN_VALUES // max(1, block_steps * n_pods)))
+
+
 SCOPES = {"ttft": SCOPE_TTFT, "queue": SCOPE_QUEUE, "e2e": SCOPE_E2E}
 
 
@@ -290,7 +299,7 @@ def run(
     stream = Stream(sc.workload, draws=any(p.hooks for p in params.values()))
     dt = cfg.sim.dt
     block = max(1, int(round(BLOCK_S / dt)))
-    span = block * SPAN_BLOCKS
+    span = block * span_blocks(block, lay.n_pods)
     pool = ThreadPoolExecutor(threads) if threads > 1 and len(scheds) > 1 else None
     try:
         for g0 in range(0, sc.n_steps, span):

@@ -5,9 +5,10 @@ A run's memory follows requests in flight and time-series windows, not steps: th
 request pool of each scheduler grows to the requests alive at once (Little's law: the
 arrival rate times how long a request lives), the series are ``windows x pods`` per
 scheduler, labels are ``refreshes x workers``, and the workload is generated in blocks of
-``BLOCK_S`` seconds. Per-step values are only ever held for one engine span (``SPAN_BLOCKS`` blocks)
-or one post-processing chunk. The estimate adds every part as if all were alive at the peak, so
-it errs high; ``tests/test_memory.py`` checks it against the peak RSS of real runs.
+``BLOCK_S`` seconds. Per-step values are only ever held for one engine span (a few
+blocks, at most ``engine.SPAN_VALUES`` factors) or one post-processing chunk. The estimate
+adds every part as if all were alive at the peak, so it errs high; ``tests/test_memory.py``
+checks it against the peak RSS of real runs.
 
 The sizes of the kernel state are not restated here: they are measured from
 :func:`otfr_vec.kernels.structs.new_state` itself, so a field added there is counted.
@@ -21,7 +22,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from .engine import BLOCK_S as ENGINE_BLOCK_S
-from .engine import SPAN_BLOCKS
+from .engine import span_blocks
 from .kernels.structs import new_state
 from .results import CHUNK_VALUES
 from .scenario.layout import prefill_per_pod
@@ -131,6 +132,7 @@ def estimate(cfg) -> Estimate:
     rate_key = _rate_key(cfg.workload)
     n_win = math.ceil(sim.duration / sim.window - 1e-9)
     n_ref = math.ceil(sim.duration / cfg.health.refresh) + 1
+    block_steps = max(1, int(round(ENGINE_BLOCK_S / sim.dt)))  # as engine.run slices
     units = n_pods if cfg.health.granularity == "pod" else n_workers
     sz = _state_sizes()
     # a request lives at most its deadline plus its decode; the pool also holds one engine
@@ -175,7 +177,7 @@ def estimate(cfg) -> Estimate:
         ),
         Part(
             "per-step inputs",
-            6 * 8 * n_pods * math.ceil(SPAN_BLOCKS * ENGINE_BLOCK_S / sim.dt) + CHUNK_BYTES,
+            6 * 8 * n_pods * block_steps * span_blocks(block_steps, n_pods) + CHUNK_BYTES,
             "cluster.pods / sim.dt",
         ),
         Part("interpreter and libraries", BASE_BYTES, FIXED),
