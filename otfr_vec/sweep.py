@@ -150,7 +150,7 @@ def _axes(cfg, base) -> dict:
     elif cfg.sweep.design == "one_at_a_time":
         for key, values in axes.items():
             centre = OmegaConf.select(base, key)
-            if not any(v == centre and type(v) is type(centre) for v in values):
+            if _base_index(values, centre) is None:
                 errors.append(
                     f"sweep.axes.{key}={values!r}: sweep.design=one_at_a_time varies each "
                     f"axis around the base configuration, but the axis lacks {key}'s base "
@@ -167,15 +167,20 @@ def _axes(cfg, base) -> dict:
     return axes
 
 
+def _base_index(values: list, base_value):
+    """Where an axis holds its key's base value (same value and type), or None."""
+    return next(
+        (i for i, v in enumerate(values) if v == base_value and type(v) is type(base_value)),
+        None,
+    )
+
+
 def design_points(design: str, axes: dict, base) -> list:
     """The grid points a design runs, as positions along the axes, in grid order."""
     points = list(itertools.product(*(range(len(v)) for v in axes.values())))
     if design == "grid":
         return points
-    centre = tuple(
-        next(i for i, v in enumerate(values) if v == OmegaConf.select(base, key))
-        for key, values in axes.items()
-    )
+    centre = tuple(_base_index(v, OmegaConf.select(base, k)) for k, v in axes.items())
     return [p for p in points if sum(a != b for a, b in zip(p, centre, strict=True)) <= 1]
 
 
@@ -223,17 +228,17 @@ def plan(cfg) -> Plan:
             errors += [msg] if msg not in errors else []
             continue
         scen = OmegaConf.to_container(cell, resolve=True)
+        shared = None
         if cfg.sweep.reuse:
             from .engine import run_inputs
 
-            scen["_runs"] = tuple(run_inputs(cell, s) for s in scen["schedulers"])
-        configs.append((point, scen))
+            shared = tuple(run_inputs(cell, s) for s in scen["schedulers"])
+        configs.append((point, scen, shared))
     if errors:
         raise ConfigError("invalid sweep values:\n" + "\n".join(errors))
     seeds = [cell_seed(cfg.sim.seed, i) for i in range(cfg.sweep.seeds)]
     cells, files, runs = [], {}, ({} if cfg.sweep.reuse else None)
-    for point, scen in configs:
-        shared = scen.pop("_runs", None)
+    for point, scen, shared in configs:
         files.update(input_files(scen))
         for s in range(cfg.sweep.seeds):
             cells.append(((*point, s), {**scen, "sim": {**scen["sim"], "seed": seeds[s]}}))
