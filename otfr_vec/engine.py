@@ -52,6 +52,11 @@ SPAN_BLOCKS = 10
 SPAN_VALUES = 1 << 18  # at most this many per-step factors (steps x pods) in one span
 
 
+def block_steps(dt: float) -> int:
+    """Steps per kernel call (one block of ``BLOCK_S``)."""
+    return max(1, int(round(BLOCK_S / dt)))
+
+
 def span_blocks(block_steps: int, n_pods: int) -> int:
     """Blocks per span: ``SPAN_BLOCKS``, fewer where a span's per-step factors would pass
     ``SPAN_VALUES`` (a fine ``sim.dt`` on many pods), so they stay a few MiB."""
@@ -298,7 +303,7 @@ def run(
     fault_ids = np.flatnonzero(np.isfinite(sc.faults.down_start)).astype(np.int64)
     stream = Stream(sc.workload, draws=any(p.hooks for p in params.values()))
     dt = cfg.sim.dt
-    block = max(1, int(round(BLOCK_S / dt)))
+    block = block_steps(dt)
     span = block * span_blocks(block, lay.n_pods)
     pool = ThreadPoolExecutor(threads) if threads > 1 and len(scheds) > 1 else None
     try:

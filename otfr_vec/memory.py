@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from .engine import BLOCK_S as ENGINE_BLOCK_S
-from .engine import span_blocks
+from .engine import block_steps, span_blocks
 from .kernels.structs import new_state
 from .results import CHUNK_VALUES
 from .scenario.layout import prefill_per_pod
@@ -132,7 +132,7 @@ def estimate(cfg) -> Estimate:
     rate_key = _rate_key(cfg.workload)
     n_win = math.ceil(sim.duration / sim.window - 1e-9)
     n_ref = math.ceil(sim.duration / cfg.health.refresh) + 1
-    block_steps = max(1, int(round(ENGINE_BLOCK_S / sim.dt)))  # as engine.run slices
+    steps = block_steps(sim.dt)
     units = n_pods if cfg.health.granularity == "pod" else n_workers
     sz = _state_sizes()
     # a request lives at most its deadline plus its decode; the pool also holds one engine
@@ -177,7 +177,7 @@ def estimate(cfg) -> Estimate:
         ),
         Part(
             "per-step inputs",
-            6 * 8 * n_pods * block_steps * span_blocks(block_steps, n_pods) + CHUNK_BYTES,
+            6 * 8 * n_pods * steps * span_blocks(steps, n_pods) + CHUNK_BYTES,
             "cluster.pods / sim.dt",
         ),
         Part("interpreter and libraries", BASE_BYTES, FIXED),
