@@ -79,9 +79,12 @@ def _start(dask_cfg):
             msg = f"cannot reach the Dask scheduler {dask_cfg.address} ({err})"
             raise ClusterLost(msg) from None
     if kind == "local":
-        # worker processes log only errors (a cancelled task at shutdown is no news) and
-        # ignore SIGINT: Ctrl-C stops the driver, which then closes them in order
-        os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "error")
+        # worker processes log only what is critical and ignore SIGINT: Ctrl-C stops the
+        # driver, which then closes them in order. Their errors at a stop are no news (a
+        # cancelled task; a worker still inside a cell when the scheduler closed logs its
+        # failed heartbeat: 40 lines of traceback after the sweep's one); a cell's own
+        # error reaches the driver through its future and is reported there
+        os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "critical")
         with _sigint_ignored():
             cluster = _local(dask_cfg)
     elif kind != "address":
