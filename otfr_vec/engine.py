@@ -118,7 +118,13 @@ def bind(cfg, scheduler: str) -> Binding:
 LABEL_KEYS = ("health.delay", "health.miss", "health.noise", "health.granularity")
 
 
-def run_inputs(cfg, scheduler: str, binding: Binding | None = None) -> tuple:
+def computes_price(pol: dict) -> bool:
+    """Does a run with binding params ``pol`` compute the risk price every step (it pays
+    it, or reads the utilisation the price keeps)? ``Params.price_on``."""
+    return bool(pol["lambda_r"] > 0 or pol.get("needs_util", 0))
+
+
+def run_inputs(cfg, scheduler: str) -> tuple:
     """What ``scheduler``'s run under ``cfg`` (a validated scenario, no sweep keys) reads,
     as a hashable value: two configurations with equal run inputs give that scheduler
     bit-identical states, so a sweep runs it once for both (``sweep.reuse``).
@@ -142,10 +148,10 @@ def run_inputs(cfg, scheduler: str, binding: Binding | None = None) -> tuple:
     from .kernels.structs import HEALTH_LABELS, HEALTH_OFF
 
     cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
-    b = binding or bind(cfg, scheduler)
+    b = bind(cfg, scheduler)
     pol = b.params
     drop = ["weights.", *(f"{sec}." for sec in policies.knob_sections())]
-    if not (pol["lambda_r"] > 0 or pol.get("needs_util", 0)):
+    if not computes_price(pol):
         drop.append("price.")
     if pol["health"] != HEALTH_LABELS:
         drop += [*LABEL_KEYS, "health.refresh"]
@@ -233,7 +239,7 @@ def make_params(
         hooks=int(pol.get("hooks", 0) or trace),  # a trace records the hook path
         keep_draws=int(pol.get("keep_draws", 0) or trace),
         tick=float(pol.get("tick", 0.0)),
-        price_on=int(pol["lambda_r"] > 0 or pol.get("needs_util", 0)),
+        price_on=int(computes_price(pol)),
         tree=int(incremental and use_tree(route)),
         tracing=int(trace),
     )

@@ -301,14 +301,11 @@ def scheduler_values(scenario: dict, inputs: dict) -> tuple[dict, dict]:
     return rows, own
 
 
-def cell_values(scenario: dict, inputs: dict, rows: dict | None = None, own=None) -> dict:
+def cell_values(scenario: dict, rows: dict, own: dict) -> dict:
     """One cell's values for the store (every metric per scheduler, then the cell's own
-    values), from ``rows`` and ``own`` as :func:`scheduler_values` returns them, or
-    simulated here."""
+    values), from ``rows`` and ``own`` as :func:`scheduler_values` returns them."""
     from .metrics import METRICS
 
-    if rows is None:
-        rows, own = scheduler_values(scenario, inputs)
     scheds = scenario["schedulers"]
     values = {m: np.array([rows[s][m] for s in scheds]) for m in METRICS if m != "gap_to_oracle"}
     fr = values["failure_rate"]
@@ -340,7 +337,7 @@ def run_cells(cells: list, inputs: dict, runs: list | None = None) -> list:
             if s not in rows:
                 rows[s], shared = done[k]
                 own = own if own is not None else shared
-        out.append((at, cell_values(scenario, inputs, rows, own), time.perf_counter() - t0))
+        out.append((at, cell_values(scenario, rows, own), time.perf_counter() - t0))
     return out
 
 
