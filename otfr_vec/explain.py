@@ -3,9 +3,10 @@
 :func:`notes` reads a simulated dataset and its configuration and returns short notes:
 the scale of the network load (``rho_net`` and what a degraded link is offered,
 ``rho_net / r``) in one sentence, and warnings for results that look like findings but are
-artefacts of the setting: an offered load near zero (every failure rate 0), schedulers
-that tie because every degraded pod's health label was missed (a seed effect, not a
-bug), no pre-onset baseline for the resilience and deflection metrics, and too few
+artefacts of the setting: an offered load near zero (every failure rate 0), a
+degradation that no measured request lives through (it starts after the run ends, say),
+schedulers that tie because every degraded pod's health label was missed (a seed effect,
+not a bug), no pre-onset baseline for the resilience and deflection metrics, and too few
 measured requests to resolve a failure rate. ``python -m otfr_vec.run`` prints them
 after its table; a sweep can keep them per cell.
 
@@ -67,6 +68,42 @@ def _scale(ds, cfg, mean_prompt: float) -> Note:
     return Note("note", f"{head}; a degraded link (r = {deg.r:g}) {what}{alone}.")
 
 
+def _degraded_while_measured(ds, cfg) -> bool | None:
+    """Whether a link is degraded while measured requests are in flight: in a window that
+    overlaps ``[sim.warmup, sim.duration)`` (the measured arrivals' lifetimes: they arrive
+    before ``sim.duration - sim.timeout``). None where nothing degrades by design."""
+    if cfg.degradation.pattern == "none" or cfg.degradation.r >= 1:
+        return None
+    start = ds.window.values
+    seen = start + cfg.sim.window > cfg.sim.warmup
+    return bool((ds.bandwidth_factor.values[seen] < 1.0).any())
+
+
+def _unmeasured(ds, cfg) -> list[Note]:
+    """A warning where the degradation misses every measured request."""
+    if _degraded_while_measured(ds, cfg) is not False:
+        return []
+    deg, sim = cfg.degradation, cfg.sim
+    if (ds.bandwidth_factor.values < 1.0).any():
+        where = f"it is over before the measured window opens at sim.warmup={sim.warmup:g} s"
+        fix = "move degradation.onset after sim.warmup"
+    else:
+        where = (
+            f"degradation.onset={deg.onset:g} s is not before sim.duration={sim.duration:g} s"
+            if deg.onset >= sim.duration
+            else f"no pod degrades (degradation.pods={deg.pods:g})"
+        )
+        fix = "set degradation.onset inside the run or raise sim.duration"
+    return [
+        Note(
+            "warning",
+            f"no measured request meets a degraded link: {where}, so every scheduler ran on "
+            f"a healthy network and the results say nothing about degradation; {fix} (the "
+            "measured requests arrive in [sim.warmup, sim.duration - sim.timeout)).",
+        )
+    ]
+
+
 def _ties(ds, cfg) -> list[Note]:
     """Groups of schedulers whose every per-scheduler value is identical."""
     scheds = [str(s) for s in ds.scheduler.values]
@@ -82,7 +119,9 @@ def _ties(ds, cfg) -> list[Note]:
     pods = [int(p) for p in ds.attrs.get("otfr_vec:degraded_pods", [])]
     labelled = pods and float(ds.health_label.isel(pod=pods).max()) > 0
     why = "they made the same decisions throughout"
-    if pods and not labelled and cfg.health.noise == 0:
+    if _degraded_while_measured(ds, cfg) is False:
+        why += " (no measured request met a degraded link: see the warning above)"
+    elif pods and not labelled and cfg.health.noise == 0:
         why += (
             f". No degraded pod (pods {pods}) was ever labelled unhealthy: each episode goes "
             f"unlabelled with probability health.miss = {cfg.health.miss:g}, drawn per pod "
@@ -137,7 +176,7 @@ def notes(ds, cfg) -> list[Note]:
                 "resilience_index and deflection_ratio have no pre-onset baseline and are NaN.",
             )
         )
-    return out + _ties(ds, cfg)
+    return out + _unmeasured(ds, cfg) + _ties(ds, cfg)
 
 
 def print_notes(ds, cfg, file=None) -> None:

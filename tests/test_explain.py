@@ -82,3 +82,28 @@ def test_run_prints_the_notes_after_its_table(capsys):
     out = capsys.readouterr().out
     table_end = out.index("fault_aware_lc ")
     assert table_end < out.index("note: rho_net = ") < out.index("warning: identical results")
+
+
+def test_a_degradation_after_the_run_is_warned_and_explains_the_tie():
+    """Onset past sim.duration: no link degrades, every scheduler ties; the tie is not
+    blamed on missed labels (health.miss=0: every episode would have been labelled)."""
+    ds, out = texts(
+        small("degradation.onset=70", "health.miss=0", "schedulers=[lc,fault_aware_lc]")
+    )
+    assert float(ds.bandwidth_factor.min()) == 1.0
+    (warn,) = [t for t in out if "no measured request meets a degraded link" in t]
+    assert "degradation.onset=70 s is not before sim.duration=" in warn
+    (tie,) = [t for t in out if "identical results" in t]
+    assert "see the warning above" in tie and "health.miss" not in tie
+
+
+def test_a_degradation_over_before_the_warmup_is_warned():
+    ds, out = texts(small("schedulers=[lc]", "degradation.onset=1", "degradation.duration=2"))
+    assert float(ds.bandwidth_factor.min()) < 1.0
+    (warn,) = [t for t in out if "no measured request meets a degraded link" in t]
+    assert "over before the measured window opens" in warn
+
+
+def test_a_measured_degradation_is_not_warned():
+    _, out = texts(small("schedulers=[lc]"))
+    assert not [t for t in out if "degraded link:" in t]
