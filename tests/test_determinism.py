@@ -1,4 +1,7 @@
+import time
+
 import numpy as np
+import pytest
 import xarray as xr
 
 from otfr_vec import simulate
@@ -23,6 +26,41 @@ def test_same_seed_bit_identical(small_cfg):
 def test_threads_do_not_change_results(small_cfg):
     cfg = small_cfg()
     _identical(simulate(cfg, threads=1), simulate(cfg, threads=2))
+
+
+def test_threads_report_the_same_progress_and_states(small_cfg):
+    """Threads run each scheduler's spans with no barrier between spans: progress still
+    counts spans every scheduler has finished, and every state ends the same."""
+    cfg = small_cfg("faults.workers=2", "sim.duration=95")  # 10 spans, the last short
+    seen = {1: [], 3: []}
+    res = {th: run(cfg, threads=th, progress=seen[th].append) for th in seen}
+    assert seen[1] == seen[3] and seen[1][-1] == 1.0 and len(seen[1]) == 10
+    for name, st in res[1].states.items():
+        for field in st._fields:
+            x, y = getattr(st, field), getattr(res[3].states[name], field)
+            assert x.shape == y.shape and x.tobytes() == y.tobytes(), (name, field)
+
+
+def test_an_error_in_one_thread_stops_the_run(small_cfg, monkeypatch):
+    import otfr_vec.engine as engine
+
+    calls = []
+    real = engine.advance
+
+    def advance(*args):
+        calls.append(1)
+        if len(calls) == 7:
+            raise RuntimeError("injected")
+        return real(*args)
+
+    monkeypatch.setattr(engine, "advance", advance)
+    cfg = small_cfg("sim.duration=95")
+    with pytest.raises(RuntimeError, match="injected"):
+        run(cfg, threads=2)
+    n = len(calls)
+    assert n < 5 * 95  # stopped: not every scheduler's every block ran
+    time.sleep(0.3)
+    assert len(calls) == n  # and nothing runs on after the error reached the caller
 
 
 def test_different_seed_differs(small_cfg):
