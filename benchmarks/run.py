@@ -51,7 +51,16 @@ def _ints(text: str) -> list[int]:
 
 
 # the record's sections, in order (--only picks some)
-SECTIONS = ("decision", "policies", "simulator", "per_policy", "baseline", "reference", "jsq")
+SECTIONS = (
+    "decision",
+    "policies",
+    "simulator",
+    "end_to_end",
+    "per_policy",
+    "baseline",
+    "reference",
+    "jsq",
+)
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -73,6 +82,12 @@ def parse(argv=None) -> argparse.Namespace:
     )
     ap.add_argument("--sim-duration", type=float, default=20.0, help="simulated s, in [10, 300]")
     ap.add_argument("--sim-repeats", type=int, default=3)
+    ap.add_argument(
+        "--e2e-duration",
+        type=float,
+        default=300.0,
+        help="simulated s of the end-to-end run, in [30, 3000]",
+    )
     ap.add_argument("--ref-workers", type=int, default=1024)
     ap.add_argument("--ref-duration", type=float, default=10.0, help="simulated s, in [10, 300]")
     ap.add_argument("--ref-scheduler", default="fault_aware_otfr")
@@ -119,6 +134,7 @@ def parse(argv=None) -> argparse.Namespace:
     if args.quick:
         args.sizes, args.sim_workers, args.repeats, args.sim_repeats = [64, 1024], [1024], 3, 1
         args.policy_sizes, args.jsq_workers, args.baseline = [64, 1024], [1024], ""
+        args.e2e_duration = 30.0
     args.schedulers = [s for s in args.schedulers.split(",") if s]
     errors = []
     for n in args.sizes:
@@ -134,6 +150,8 @@ def parse(argv=None) -> argparse.Namespace:
     for name in ("sim_duration", "ref_duration"):
         if not 10.0 <= getattr(args, name) <= 300.0:
             errors.append(f"--{name.replace('_', '-')}: {getattr(args, name)} not in [10, 300]")
+    if not 30.0 <= args.e2e_duration <= 3000.0:  # past the default 20 s warm-up + 3 s timeout
+        errors.append(f"--e2e-duration: {args.e2e_duration} not in [30, 3000]")
     for name in ("repeats", "sim_repeats"):
         if not 1 <= getattr(args, name) <= 50:
             errors.append(f"--{name.replace('_', '-')}: {getattr(args, name)} not in [1, 50]")
@@ -280,6 +298,42 @@ def sim_section(args, log, rec: dict) -> list[str]:
             f"sim n={n:>6}: {rps[0]:,.0f} requests/s, {sps[0] / 1e6:,.0f} M worker-steps/s, "
             f"peak RSS {m['rss_peak_mib']:.0f} MiB"
         )
+    return lines
+
+
+def end_to_end_section(args, log, rec: dict) -> list[str]:
+    """``simulate()`` on the default scenario, whole call, one thread and two."""
+    cmd = [sys.executable, "-m", "benchmarks.simulate", "end_to_end"]
+    cmd += [str(args.e2e_duration), str(args.sim_repeats), "1,2"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
+    m = json.loads(out.stdout.strip().splitlines()[-1])
+    rows = []
+    rec["end_to_end"] = {"sim_duration_s": args.e2e_duration, "repeats": args.sim_repeats}
+    rec["end_to_end"]["rows"] = rows
+    lines = [
+        "## End to end: `simulate()` on the default scenario",
+        "",
+        f"`otfr_vec.simulate(cfg, threads=T)` with the defaults (1024 workers, the five "
+        f"schedulers) at sim.duration={args.e2e_duration:g} s: the whole call (validation, "
+        "scenario, kernels, the dataset), in a fresh process after a warm-up run, thread "
+        f"counts alternating; median [min-max] over {args.sim_repeats} repeats. x 1 thread: "
+        "median over median.",
+        "",
+        "| threads | requests | wall s | requests/s | x 1 thread |",
+        "|---|---|---|---|---|",
+    ]
+    one = spread(m["walls"]["1"])[0]
+    for t, walls in m["walls"].items():
+        wall = spread(walls)
+        rps = spread([m["requests"] / w for w in walls])
+        rows.append(
+            {"threads": int(t), "requests": m["requests"], "wall_s": wall, "requests_per_s": rps}
+        )
+        lines.append(
+            f"| {t} | {m['requests']:,} | {fmt(wall, digits=2)} | {fmt(rps, digits=0)} | "
+            f"{one / wall[0]:.2f} |"
+        )
+        log(f"simulate() threads={t}: {rps[0]:,.0f} requests/s")
     return lines
 
 
@@ -448,6 +502,7 @@ def main(argv=None) -> None:
         "decision": decision_section,
         "policies": policy_section,
         "simulator": sim_section,
+        "end_to_end": end_to_end_section,
         "per_policy": per_policy_section,
         "baseline": baseline_section if args.baseline else None,
         "reference": reference_section,

@@ -90,6 +90,24 @@ def measure(workers: int, duration: float, repeats: int, schedulers=None) -> dic
     }
 
 
+def end_to_end(duration: float, repeats: int, threads: list[int]) -> dict:
+    """Wall time of ``otfr_vec.simulate`` on the default scenario (the five, 1024 workers)
+    at ``sim.duration``, per thread count: the whole call, validation, scenario, kernels
+    and the dataset included. Thread counts alternate within each repeat."""
+    from otfr_vec import simulate
+
+    simulate(make_config(overrides(4, 10.0)[:2] + ["sim.duration=10", "sim.warmup=2"]), threads=2)
+    cfg = make_config([f"sim.duration={duration}"])
+    walls: dict[int, list[float]] = {t: [] for t in threads}
+    for _ in range(repeats):
+        for t in threads:
+            t0 = time.perf_counter()
+            ds = simulate(cfg, threads=t)
+            walls[t].append(time.perf_counter() - t0)
+    requests = int(ds.attrs["otfr_vec:requests"]) * ds.sizes["scheduler"]
+    return {"requests": requests, "walls": {str(t): w for t, w in walls.items()}}
+
+
 def in_subprocess(workers: int, duration: float, repeats: int, schedulers=None, pythonpath=None):
     """:func:`measure` in a fresh process (``pythonpath``: another tree's ``otfr_vec``)."""
     import os
@@ -129,6 +147,10 @@ def reference_pair(workers: int, duration: float, scheduler: str, repeats: int) 
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "end_to_end":  # python -m benchmarks.simulate end_to_end D REPEATS T,T
+        d, rep, th = float(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(",")
+        print(json.dumps(end_to_end(d, rep, [int(t) for t in th])))
+        sys.exit(0)
     n, d, rep = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
     scheds = sys.argv[4].split(",") if len(sys.argv) > 4 else None
     print(json.dumps(measure(n, d, rep, scheds)))
