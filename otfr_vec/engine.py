@@ -50,6 +50,7 @@ BLOCK_S = 1.0  # simulated seconds per kernel call (pool growth granularity)
 # evicting the others' state from the caches; a span of arrivals is held anyway (the
 # workload is generated in blocks of that length, scenario/workload.py)
 SPAN_BLOCKS = 10
+SPAN_LEAD = 1  # on threads, spans a scheduler may run ahead of the slowest (_pipeline)
 SPAN_VALUES = 1 << 18  # at most this many per-step factors (steps x pods) in one span
 
 
@@ -274,20 +275,27 @@ def _pipeline(spans, scheds, span_of, threads: int, n_steps: int, progress) -> N
     ``threads`` threads, with no barrier between spans.
 
     Each scheduler is a chain: its next span is queued when its last one ends, behind
-    the spans already queued, so the schedulers advance round robin and a span's inputs
-    are dropped once every scheduler has run it. A thread that finishes a cheap
-    scheduler's span takes the next queued one instead of waiting for the span's slowest
-    scheduler (which cost a fifth of the threads' time with the study's five on two).
-    Each scheduler's kernel calls see the same inputs in the same order as one thread
-    runs them, so results are the same. An error stops the queue and is raised.
+    the spans already queued, so the schedulers advance round robin. A thread that
+    finishes a cheap scheduler's span takes the next queued one instead of waiting for
+    the span's slowest scheduler (which cost a fifth of the threads' time with the
+    study's five on two). A scheduler runs at most ``SPAN_LEAD`` spans ahead of the
+    slowest, so at most ``1 + SPAN_LEAD`` spans' inputs are held (memory.py counts them);
+    a span's inputs are dropped once every scheduler has run it. Each scheduler's
+    kernel calls see the same inputs in the same order as on one thread, so results are
+    the same. An error stops the queue and is raised.
     """
     made: list = []  # span inputs, by span index; None once every scheduler ran it
     at = dict.fromkeys(scheds, 0)  # each scheduler's next span
+    low = 0  # the first span some scheduler has still to run
     running: dict = {}
+    parked: list = []  # schedulers SPAN_LEAD spans ahead of the slowest
     with ThreadPoolExecutor(threads) as pool:
 
         def submit(name):
             k = at[name]
+            if k > low + SPAN_LEAD:
+                parked.append(name)
+                return
             while len(made) <= k:
                 nxt = next(spans, None)
                 if nxt is None:
@@ -298,7 +306,6 @@ def _pipeline(spans, scheds, span_of, threads: int, n_steps: int, progress) -> N
         try:
             for name in scheds:
                 submit(name)
-            low = 0
             while running:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -312,6 +319,9 @@ def _pipeline(spans, scheds, span_of, threads: int, n_steps: int, progress) -> N
                     low += 1
                     if progress is not None:
                         progress(g1 / n_steps)
+                    waiting, parked[:] = parked[:], []
+                    for name in waiting:
+                        submit(name)
         finally:
             for fut in running:
                 fut.cancel()

@@ -6,7 +6,8 @@ request pool of each scheduler grows to the requests alive at once (Little's law
 arrival rate times how long a request lives), the series are ``windows x pods`` per
 scheduler, labels are ``refreshes x workers``, and the workload is generated in blocks of
 ``BLOCK_S`` seconds. Per-step values are only ever held for one engine span (a few
-blocks, at most ``engine.SPAN_VALUES`` factors) or one post-processing chunk. The estimate
+blocks, at most ``engine.SPAN_VALUES`` factors; on several threads ``1 +
+engine.SPAN_LEAD`` spans, each span's arrivals with it) or one post-processing chunk. The estimate
 adds every part as if all were alive at the peak, so it errs high; ``tests/test_memory.py``
 checks it against the peak RSS of real runs.
 
@@ -22,7 +23,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from .engine import BLOCK_S as ENGINE_BLOCK_S
-from .engine import block_steps, span_blocks
+from .engine import SPAN_LEAD, block_steps, span_blocks
 from .kernels.structs import new_state
 from .results import CHUNK_VALUES
 from .scenario.layout import prefill_per_pod
@@ -142,6 +143,7 @@ def estimate(cfg) -> Estimate:
         lives = sim.timeout
     places = 2 * (rate * (ENGINE_BLOCK_S + lives) + 1024)
     series = n_win * n_pods * 8
+    held = 1 + SPAN_LEAD  # spans of inputs held at once on several threads (one on one)
     parts = [
         Part(
             "request pools",
@@ -157,7 +159,7 @@ def estimate(cfg) -> Estimate:
         ),
         Part(
             "arrival blocks",
-            rate * BLOCK_S * ARRIVAL_BYTES + trace_rows * TRACE_ROW_BYTES,
+            held * rate * BLOCK_S * ARRIVAL_BYTES + trace_rows * TRACE_ROW_BYTES,
             rate_key,
         ),
         Part(
@@ -177,7 +179,7 @@ def estimate(cfg) -> Estimate:
         ),
         Part(
             "per-step inputs",
-            6 * 8 * n_pods * steps * span_blocks(steps, n_pods) + CHUNK_BYTES,
+            held * 6 * 8 * n_pods * steps * span_blocks(steps, n_pods) + CHUNK_BYTES,
             "cluster.pods / sim.dt",
         ),
         Part("interpreter and libraries", BASE_BYTES, FIXED),

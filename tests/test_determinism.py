@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 
 from otfr_vec import simulate
-from otfr_vec.engine import run
+from otfr_vec.engine import State, run
 
 
 def _identical(a: xr.Dataset, b: xr.Dataset):
@@ -85,3 +85,38 @@ def test_common_random_numbers(small_cfg):
     """Every scheduler sees the same arrivals (the same workload draw)."""
     ds = simulate(small_cfg())
     assert len(set(ds.arrived.values.tolist())) == 1
+
+
+def test_no_scheduler_runs_more_than_span_lead_ahead(small_cfg, monkeypatch):
+    """A slow scheduler holds the others back: none starts a span more than
+    engine.SPAN_LEAD spans past the slowest one's (what memory.py counts on)."""
+    import threading
+
+    import otfr_vec.engine as engine
+
+    real, lock = engine.advance, threading.Lock()
+    span = engine.block_steps(0.01) * engine.SPAN_BLOCKS
+    first: list = []  # the state of the slow scheduler (the first one called)
+    done: dict = {}  # state id -> spans finished
+    worst = []
+
+    def advance(*args):
+        n = len(State._fields)  # the state, then params, knobs, pod, pod_n, s0, s1
+        key, s0, s1 = id(args[0]), args[n + 4], args[n + 5]
+        with lock:
+            if not first:
+                first.append(key)
+            lows = [done.get(k, 0) for k in done] + [0] * (5 - len(done))
+            worst.append(s0 // span - min(lows))
+        if key == first[0]:
+            time.sleep(0.005)
+        out = real(*args)
+        with lock:
+            if s1 % span == 0 or s1 == 9500:
+                done[key] = s1 // span if s1 % span == 0 else 10
+        return out
+
+    monkeypatch.setattr(engine, "advance", advance)
+    res = run(small_cfg("sim.duration=95"), threads=2)
+    assert len(res.states) == 5 and len(worst) == 5 * 95
+    assert max(worst) == engine.SPAN_LEAD  # reached (the slow one held them) and not passed
