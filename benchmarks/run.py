@@ -303,10 +303,7 @@ def sim_section(args, log, rec: dict) -> list[str]:
 
 def end_to_end_section(args, log, rec: dict) -> list[str]:
     """``simulate()`` on the default scenario, whole call, one thread and two."""
-    cmd = [sys.executable, "-m", "benchmarks.simulate", "end_to_end"]
-    cmd += [str(args.e2e_duration), str(args.sim_repeats), "1,2"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
-    m = json.loads(out.stdout.strip().splitlines()[-1])
+    m = simulate.child(["end_to_end", str(args.e2e_duration), str(args.sim_repeats), "1,2"])
     rows = []
     rec["end_to_end"] = {"sim_duration_s": args.e2e_duration, "repeats": args.sim_repeats}
     rec["end_to_end"]["rows"] = rows

@@ -104,17 +104,26 @@ def end_to_end(duration: float, repeats: int, threads: list[int]) -> dict:
             t0 = time.perf_counter()
             ds = simulate(cfg, threads=t)
             walls[t].append(time.perf_counter() - t0)
+    import otfr_vec
+
     requests = int(ds.attrs["otfr_vec:requests"]) * ds.sizes["scheduler"]
-    return {"requests": requests, "walls": {str(t): w for t, w in walls.items()}}
+    walls_by = {str(t): w for t, w in walls.items()}
+    return {"package": otfr_vec.__file__, "requests": requests, "walls": walls_by}
 
 
 def in_subprocess(workers: int, duration: float, repeats: int, schedulers=None, pythonpath=None):
     """:func:`measure` in a fresh process (``pythonpath``: another tree's ``otfr_vec``)."""
+    args = [str(workers), str(duration), str(repeats)]
+    return child(args + ([",".join(schedulers)] if schedulers else []), pythonpath)
+
+
+def child(args: list[str], pythonpath=None) -> dict:
+    """``python -m benchmarks.simulate ARGS`` in a fresh process; its JSON line, checked
+    to come from ``otfr_vec`` under ``pythonpath`` (default: this checkout)."""
     import os
     from pathlib import Path
 
-    cmd = [sys.executable, "-m", "benchmarks.simulate", str(workers), str(duration), str(repeats)]
-    cmd += [",".join(schedulers)] if schedulers else []
+    cmd = [sys.executable, "-m", "benchmarks.simulate", *args]
     root = Path(__file__).resolve().parents[1]
     env, cwd = dict(os.environ), root
     if pythonpath is not None:  # otfr_vec from there, the benchmarks package from here:
