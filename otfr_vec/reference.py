@@ -31,7 +31,7 @@ here happens at its own time, whereas a kernel step runs its phases in a fixed o
 transfers, then deadlines). So here a decode slot freed at 12.347 s is seen only by
 requests routed after 12.347 s (the kernel: by the whole step's arrivals), a request
 whose deadline falls in the middle of its prefill leaves the worker at the deadline (the
-kernel: at the end of that prefill or step), and a transfer's rate uses the interface
+kernel: at the end of that step), and a transfer's rate uses the interface
 counts at the last tick or at its own start (the kernel: the counts at the end of the
 step). Each difference is bounded by one step (10 ms against a 3 s deadline), and they
 vanish with it: in the prefill-only model at load 0.95 with a 0.5 s queue deadline

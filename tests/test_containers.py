@@ -1,10 +1,12 @@
-"""Kernels on small hand-checkable cases: FIFO queues, the decode-end calendar, the heap,
-the scoring scans."""
+"""Kernels on small hand-checkable cases: FIFO queues, the decode-end and prefill-end
+calendars, prefill service, the heap, the scoring scans."""
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from otfr_vec import make_config
+from otfr_vec.engine import make_params, make_scenario
 from otfr_vec.kernels.containers import (
     cal_push,
     cal_remove,
@@ -12,10 +14,35 @@ from otfr_vec.kernels.containers import (
     fifo_remove,
     heap_pop,
     heap_push,
+    pcal_push,
+    pcal_remove,
 )
 from otfr_vec.kernels.scoring import argmin_pods, argmin_score
-from otfr_vec.kernels.step import take_due
-from otfr_vec.kernels.structs import BUF_ID, EV_ID, N_QF, N_QI, N_WI, Q_CAL, Q_NEXT, W_HEAD, W_TAIL
+from otfr_vec.kernels.step import begin_head, end_step, prefill_busy, serve_due, take_due
+from otfr_vec.kernels.structs import (
+    BUF_ID,
+    BUF_T,
+    EV_ID,
+    N_QF,
+    N_QI,
+    N_WI,
+    PQ,
+    Q_CAL,
+    Q_END,
+    Q_NEXT,
+    Q_PROMPT,
+    Q_STATE,
+    Q_T,
+    W_ACC,
+    W_BUSY,
+    W_HEAD,
+    W_HSTART,
+    W_PCAL,
+    W_PNEXT,
+    W_TAIL,
+    new_state,
+    params_record,
+)
 
 
 def _queue(wi, qi, w):
@@ -119,3 +146,77 @@ def test_incremental_argmin_matches_full_scan(n_pods, k, data):
         assert inc == full
         count[full] += 1  # a router's update between decisions
         g_dirty[1, pod[full]] = 1
+
+
+def test_prefill_calendar_holds_workers_across_laps_and_removes_them():
+    pcal = np.full(4, -1, np.int64)  # steps 1 and 5 share a bucket
+    wi = np.full((N_WI, 6), -1, np.int64)
+    for p, step in [(0, 1), (1, 5), (2, 1), (3, 2)]:
+        pcal_push(pcal, wi, p, step)
+    pcal_remove(pcal, wi, 2)
+    pcal_remove(pcal, wi, 4)  # in no bucket: nothing to do
+    assert wi[W_PCAL, 2] == -1 and wi[W_PCAL, 1] == 5
+    b1 = []
+    p = pcal[1]
+    while p >= 0:
+        b1.append(p)
+        p = wi[W_PNEXT, p]
+    assert sorted(b1) == [0, 1] and pcal[2] == 3
+
+
+def _prefill_case(*overrides):
+    """One prefill worker's state (1000 tokens/s, 10 ms steps) and its kernel params."""
+    cfg = make_config(
+        ["cluster.pods=1", "cluster.workers_per_pod=2", "service.prefill_tokens_per_s=1000",
+         "sim.dt=0.01", *overrides]
+    )  # fmt: skip
+    pr = params_record(make_params(cfg, "lc", make_scenario(cfg)))
+    return new_state(2, 1, 4, 8, cal_size=4), pr
+
+
+def _queue_at(st, pr, p, i, a, prompt, s):
+    st.qf[Q_T, i] = a
+    st.qf[Q_PROMPT, i] = prompt
+    st.qi[Q_STATE, i] = PQ
+    fifo_push(st.wi, st.qi, p, i)
+    if st.wi[W_HEAD, p] == i:
+        fin = begin_head(st.wi, st.wf, st.qi, st.qf, pr, p, a)
+        pcal_push(st.pcal, st.wi, p, end_step(fin, pr.dt, s))
+
+
+def test_prefill_ends_hand_case():
+    """A (25 tokens at 0 s) ends at 0.025 s in step 2; B (3 tokens, queued at 0.005 s)
+    starts then and ends at 0.028 s, in the same step; C (20 tokens, at 0.029 s) starts
+    at once and ends at 0.049 s, in step 4. Busy in step 2: 0.5 (A) + 0.3 (B) + 0.1 (C)."""
+    st, pr = _prefill_case()
+    _queue_at(st, pr, 0, 0, 0.0, 25.0, 0)  # A
+    _queue_at(st, pr, 0, 1, 0.005, 3.0, 0)  # B
+    assert st.wi[W_PCAL, 0] == 2 and st.qf[Q_END, 0] == 0.025
+    for s in range(2):
+        t0, t1 = s * pr.dt, (s + 1) * pr.dt
+        assert serve_due(st.wi, st.wf, st.qi, st.qf, st.pcal, pr, s, t0, t1) == 0
+        prefill_busy(st.wf, pr, s * pr.dt, (s + 1) * pr.dt)
+        assert abs(st.wf[W_BUSY, 0] - 1.0) < 1e-12
+    _queue_at(st, pr, 0, 2, 0.029, 20.0, 2)  # C arrives in step 2, behind A and B
+    n = serve_due(st.wi, st.wf, st.qi, st.qf, st.pcal, pr, 2, 0.02, 0.03)
+    assert n == 2 and st.qi[BUF_ID, :2].tolist() == [0, 1]
+    assert np.allclose(st.qf[BUF_T, :2], [0.025, 0.028], rtol=0, atol=1e-15)
+    assert st.wi[W_HEAD, 0] == 2 and st.wf[W_HSTART, 0] == 0.029 and st.wi[W_PCAL, 0] == 4
+    prefill_busy(st.wf, pr, 0.02, 0.03)
+    assert abs(st.wf[W_BUSY, 0] - 0.9) < 1e-12 and st.wf[W_ACC, 0] == 0.0
+    assert serve_due(st.wi, st.wf, st.qi, st.qf, st.pcal, pr, 3, 0.03, 0.04) == 0
+    assert serve_due(st.wi, st.wf, st.qi, st.qf, st.pcal, pr, 4, 0.04, 0.05) == 1
+    assert abs(st.qf[BUF_T, 0] - 0.049) < 1e-15 and st.wi[W_HEAD, 0] == -1
+    assert st.wi[W_PCAL, 0] == -1 and st.wf[W_HSTART, 0] == np.inf
+    prefill_busy(st.wf, pr, 0.04, 0.05)
+    assert abs(st.wf[W_BUSY, 0] - 0.9) < 1e-12  # C: 0.04 -> 0.049
+    prefill_busy(st.wf, pr, 0.05, 0.06)
+    assert st.wf[W_BUSY, 0] == 0.0  # idle
+
+
+def test_prefill_end_step_is_the_first_whose_end_reaches_it():
+    dt = 0.01
+    for t, s, k in [(0.025, 0, 2), (0.03, 0, 2), (0.0300001, 0, 3), (0.001, 0, 0), (0.001, 4, 4)]:
+        assert end_step(t, dt, s) == k
+        if k > s:
+            assert k * dt < t <= (k + 1) * dt

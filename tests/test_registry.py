@@ -72,10 +72,11 @@ def test_every_policy_runs_conserving_requests_and_deterministically():
         assert sa.cnt.sum() > 0
 
 
-def test_results_do_not_depend_on_the_decode_end_calendar_size(monkeypatch):
-    """A ring of 8 buckets (every decode laps it ~100 times) gives the states of the
-    default ring, bit for bit, for every policy: each step takes exactly its own ends, in
-    (time, sequence) order."""
+def test_results_do_not_depend_on_the_calendar_size(monkeypatch):
+    """Rings of 8 buckets (every decode laps its ring ~100 times, a prefill several
+    times) give the states of the default rings, bit for bit, for every policy: each
+    step takes exactly its own ends, decode ends in (time, sequence) order, prefill ends
+    in (time, worker) order."""
     from otfr_vec.kernels import structs
 
     cfg = make_config([*SMALL, f"schedulers=[{','.join(ALL)}]", "sim.timeout_scope=e2e"])
@@ -84,12 +85,14 @@ def test_results_do_not_depend_on_the_decode_end_calendar_size(monkeypatch):
     got = run(cfg, check=True)
     for name in ALL:
         r, g = ref.states[name], got.states[name]
-        assert g.cal.size == 8 and r.cal.size > 8
+        assert g.cal.size == g.pcal.size == 8 and r.cal.size > 8
         dec = r.qi[structs.Q_STATE] == structs.DEC  # linked in a bucket: links differ
         for qi in (r.qi, g.qi):
             qi[[structs.Q_NEXT, structs.Q_PREV]] *= ~dec
+        for wi in (r.wi, g.wi):  # workers linked in a prefill-end bucket
+            wi[[structs.W_PNEXT, structs.W_PPREV]] = 0
         for field in r._fields:
-            if field != "cal":
+            if field not in ("cal", "pcal"):
                 assert np.array_equal(getattr(r, field), getattr(g, field)), (name, field)
         assert dec.sum() == r.ctr[structs.N_DEC] > 0
 

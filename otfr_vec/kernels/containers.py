@@ -1,16 +1,19 @@
 """Intrusive containers over the request pool: per-worker FIFO queues, the decode-end
-calendar, and a min-heap (a policy's timers).
+and prefill-end calendars, and a min-heap (a policy's timers).
 
 A request sits in at most one FIFO at a time, linked through ``qi[Q_NEXT]``/``qi[Q_PREV]``
 so a timeout removes it in O(1). A decoding request is in no FIFO, so the same links put
 it in the calendar bucket of the step its decode ends in (``qi[Q_CAL]``): O(1) to add,
 to remove when it leaves early, and to take a step's ends; the step kernel sorts those
 by (time, sequence number), the order a heap of all decode ends would pop them in.
+The prefill-end calendar holds prefill workers, not requests (a FIFO head is in its
+worker's FIFO already), linked through ``wi[W_PNEXT]``/``wi[W_PPREV]``, in the bucket of
+the step their head's prefill ends in (``wi[W_PCAL]``, -1 when in none).
 The heap orders entries by (time, sequence number).
 """
 
 from .jit import kernel
-from .structs import EV_ID, EV_SEQ, Q_CAL, Q_NEXT, Q_PREV, W_HEAD, W_TAIL
+from .structs import EV_ID, EV_SEQ, Q_CAL, Q_NEXT, Q_PREV, W_HEAD, W_PCAL, W_PNEXT, W_PPREV, W_TAIL
 
 
 @kernel
@@ -78,6 +81,37 @@ def cal_remove(cal, qi, i):
         qi[Q_PREV, nxt] = prv
     qi[Q_NEXT, i] = -1
     qi[Q_PREV, i] = -1
+
+
+@kernel
+def pcal_push(pcal, wi, p, step):
+    """Put prefill worker ``p`` in the bucket of ``step`` (its head's prefill ends then)."""
+    b = step & (pcal.size - 1)
+    head = pcal[b]
+    wi[W_PCAL, p] = step
+    wi[W_PPREV, p] = -1
+    wi[W_PNEXT, p] = head
+    if head >= 0:
+        wi[W_PPREV, head] = p
+    pcal[b] = p
+
+
+@kernel
+def pcal_remove(pcal, wi, p):
+    """Take prefill worker ``p`` out of its bucket (if it is in one)."""
+    if wi[W_PCAL, p] < 0:
+        return
+    prv = wi[W_PPREV, p]
+    nxt = wi[W_PNEXT, p]
+    if prv >= 0:
+        wi[W_PNEXT, prv] = nxt
+    else:
+        pcal[wi[W_PCAL, p] & (pcal.size - 1)] = nxt
+    if nxt >= 0:
+        wi[W_PPREV, nxt] = prv
+    wi[W_PCAL, p] = -1
+    wi[W_PNEXT, p] = -1
+    wi[W_PPREV, p] = -1
 
 
 @kernel

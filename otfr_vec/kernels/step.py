@@ -7,10 +7,14 @@ Step ``s`` covers ``[t0, t1) = [s*dt, (s+1)*dt)``. In order:
 3. decode ends due before ``t1`` free their slots (the next waiter's transfer starts then);
 4. arrivals before ``t1`` are routed to prefill workers one by one, in arrival order, the
    chosen worker's load updated before the next decision;
-5. every prefill worker serves its FIFO exactly, in continuous time within the step; the
-   prefills that end are routed to decode workers in order of their end time;
+5. the prefill workers whose FIFO head ends within the step (a calendar of prefill ends:
+   an end is known when service starts) end it and start the next, exactly in
+   continuous time; the prefills that end are routed to decode workers in order of
+   their end time;
 6. KV transfers advance at ``min(bw_p / n_p, bw_d / n_d)`` with the step's counts;
-7. deadlines due before ``t1`` time out whatever has not reached its goal.
+7. deadlines due before ``t1`` time out whatever has not reached its goal;
+8. every prefill worker's busy fraction of the step (one vectorised pass), for the next
+   step's prices and the trace.
 
 The policy acts at the seams of :mod:`.policy.hooks`: its timers before step 2's base
 scores, its pick at every decision, its outcome hook whenever a request resolves.
@@ -26,7 +30,7 @@ state arrays they touch explicitly (see :mod:`.structs` for why).
 
 import numpy as np
 
-from .containers import cal_push, cal_remove, fifo_push, fifo_remove
+from .containers import cal_push, cal_remove, fifo_push, fifo_remove, pcal_push, pcal_remove
 from .jit import alloc_kernel, kernel
 from .policy.hooks import policy_choose, policy_outcome, policy_refresh, policy_routed
 from .scoring import choose, mark, update_prices
@@ -97,13 +101,17 @@ from .structs import (
     TX_IDS,
     U_DECODE,
     U_PREFILL,
+    W_ACC,
     W_BUSY,
     W_DEC,
     W_DOWN,
     W_FAIL,
     W_HEAD,
+    W_HSTART,
     W_NTX,
     W_OUTC,
+    W_PCAL,
+    W_PNEXT,
     W_SLOTS,
     W_TOUT,
     WIN_ARR,
@@ -186,14 +194,24 @@ def release_slot(wi, wf, count, g_dirty, qi, qf, ctr, pr, pod, d, decoding, t):
 
 
 @kernel
-def detach(wi, wf, count, g_dirty, qi, qf, ctr, cal, pr, pod, i, t):
-    """Take request ``i`` out of every queue, interface and slot it holds."""
+def detach(wi, wf, count, g_dirty, qi, qf, ctr, cal, pcal, pr, pod, i, t, step, t_res):
+    """Take request ``i`` out of every queue, interface and slot it holds, at ``t`` in
+    step ``step``. A prefill worker that loses its FIFO head serves until ``t_res`` (the
+    step start for a hard fault, the step end for a deadline: what the step-wise service
+    had done) and starts its next request then."""
     s = qi[Q_STATE, i]
     p = qi[Q_P, i]
     d = qi[Q_D, i]
     if s == PQ:
+        head = wi[W_HEAD, p] == i
         fifo_remove(wi, qi, p, i)
         add_count(count, g_dirty, pr, pod, p, -1)
+        if head:
+            pcal_remove(pcal, wi, p)
+            wf[W_ACC, p] += max(0.0, t_res - max(step * pr.dt, wf[W_HSTART, p]))
+            fin = begin_head(wi, wf, qi, qf, pr, p, t_res)
+            if fin < np.inf:
+                pcal_push(pcal, wi, p, end_step(fin, pr.dt, step + 1))
     elif s == DWAIT:
         fifo_remove(wi, qi, d, i)
         add_count(count, g_dirty, pr, pod, d, -1)
@@ -369,7 +387,7 @@ def to_decode(wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, pr, pod, i, d, 
 @kernel
 def arrive(
     wi, wf, count, base, g_min, g_dirty, qi, qf, ctr, cnt, win, ts, dl_i, dl_t, pr, pod,
-    a, prompt, out, ing, tie_p, tie_d, w, active,
+    a, prompt, out, ing, tie_p, tie_d, w, pcal, s,
 ):  # fmt: skip
     """A request arrives at ``a``: take a pool place, count it, queue its deadline, and
     route it to a prefill worker (a policy with hooks: :func:`advance` does that).
@@ -405,12 +423,12 @@ def arrive(
             count, base, g_min, g_dirty, pr, pod, 0, 0, pr.n_prefill, pr.prefill_load_scale, ing,
             tie_p,
         )  # fmt: skip
-        to_prefill(wi, wf, count, g_dirty, qi, ctr, cnt, win, ts, pr, pod, i, p, w, active)
+        to_prefill(wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, pr, pod, i, p, w, pcal, s)
     return i
 
 
 @kernel
-def to_prefill(wi, wf, count, g_dirty, qi, ctr, cnt, win, ts, pr, pod, i, p, w, active):
+def to_prefill(wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, pr, pod, i, p, w, pcal, s):
     """Queue ``i`` at prefill worker ``p``. Returns OUT_FAILURE if ``p`` is down."""
     cnt[DECISIONS] += 1
     ts[TS_ROUTED, w, pod[p]] += 1
@@ -422,64 +440,79 @@ def to_prefill(wi, wf, count, g_dirty, qi, ctr, cnt, win, ts, pr, pod, i, p, w, 
         return OUT_FAILURE
     qi[Q_STATE, i] = PQ
     add_count(count, g_dirty, pr, pod, p, +1)
-    active[p >> 6] |= np.int64(1) << (p & 63)  # p has work: serve_prefill visits it
     fifo_push(wi, qi, p, i)
+    if wi[W_HEAD, p] == i:  # p was idle: i starts now, at its arrival
+        pcal_push(pcal, wi, p, end_step(begin_head(wi, wf, qi, qf, pr, p, qf[Q_T, i]), pr.dt, s))
     return NO_OUTCOME
 
 
 @kernel
-def serve_prefill(wi, wf, qi, qf, pr, t0, t1, active):
-    """Serve every prefill FIFO exactly over ``[t0, t1)``; buffer the prefill ends.
+def end_step(t, dt, s):
+    """The step a prefill ending at ``t`` completes in, at least ``s``: the first ``k``
+    with ``t <= (k + 1) * dt``, the test a step's service makes against its ``t1``."""
+    k = int(t / dt)
+    while t > (k + 1) * dt:
+        k += 1
+    while k > s and t <= k * dt:
+        k -= 1
+    return max(k, s)
 
-    Only workers with work are visited: ``active`` is a bitmap of prefill workers (bit
-    ``p & 63`` of word ``p >> 6``) set when a request joins an empty FIFO and cleared at
-    the first step start that finds the worker idle (its busy fraction then drops to 0
-    and stays there), so an idle worker costs nothing. Workers are visited in index order,
-    as a full loop would, so the buffered prefill ends keep the same order on ties.
-    Returns how many prefills ended.
+
+@kernel
+def begin_head(wi, wf, qi, qf, pr, p, t):
+    """Prefill worker ``p``'s FIFO head (if any) starts at ``max(t, when it joined)``;
+    returns when it ends (``inf`` without one). Service is exact in continuous time:
+    the end is known when it starts (the prefill rate is fixed)."""
+    i = wi[W_HEAD, p]
+    if i < 0 or wi[W_DOWN, p] != 0:
+        wf[W_HSTART, p] = np.inf
+        return np.inf
+    start = max(t, qf[Q_T, i])
+    wf[W_HSTART, p] = start
+    fin = start + qf[Q_PROMPT, i] / pr.prefill_rate
+    qf[Q_END, i] = fin
+    return fin
+
+
+@kernel
+def serve_due(wi, wf, qi, qf, pcal, pr, s, t0, t1):
+    """Buffer the prefill ends of step ``s``; return how many.
+
+    Only the workers in step ``s``'s bucket of the prefill-end calendar are visited (an
+    idle or busy worker whose head ends later costs nothing): each ends its head, starts
+    the next (which may end within the step too), and waits in the bucket of its new
+    head's end. Ends are buffered worker by worker; :func:`sort_ends` orders them.
     """
     nbuf = 0
-    for wd in range(active.size):
-        bits = active[wd]
-        if bits == 0:
-            continue
-        for b in range(64):
-            if (bits >> b) & 1 == 0:
-                continue
-            p = (wd << 6) + b
-            nbuf = serve_one(wi, wf, qi, qf, pr, t0, t1, active, p, nbuf)
+    p = pcal[s & (pcal.size - 1)]
+    while p >= 0:
+        nxt = wi[W_PNEXT, p]
+        if wi[W_PCAL, p] == s:  # (a bucket also holds ends of later laps of the ring)
+            pcal_remove(pcal, wi, p)
+            i = wi[W_HEAD, p]
+            fin = qf[Q_END, i]
+            while fin <= t1:
+                wf[W_ACC, p] += fin - max(t0, wf[W_HSTART, p])
+                fifo_remove(wi, qi, p, i)
+                qf[BUF_T, nbuf] = fin
+                qi[BUF_ID, nbuf] = i
+                nbuf += 1
+                i = wi[W_HEAD, p]
+                fin = begin_head(wi, wf, qi, qf, pr, p, fin)
+            if fin < np.inf:
+                pcal_push(pcal, wi, p, end_step(fin, pr.dt, s + 1))
+        p = nxt
     return nbuf
 
 
 @kernel
-def serve_one(wi, wf, qi, qf, pr, t0, t1, active, p, nbuf):
-    """Prefill worker ``p``'s FIFO over ``[t0, t1)``; returns the buffer's new length."""
-    i = wi[W_HEAD, p]
-    if i < 0 or wi[W_DOWN, p] != 0:
-        wf[W_BUSY, p] = 0.0
-        active[p >> 6] &= ~(np.int64(1) << (p & 63))
-        return nbuf
-    t = t0
-    busy = 0.0
-    while i >= 0:
-        start = max(t, qf[Q_T, i])
-        if start >= t1:
-            break
-        fin = start + qf[Q_REM, i] / pr.prefill_rate
-        if fin > t1:
-            busy += t1 - start
-            qf[Q_REM, i] -= (t1 - start) * pr.prefill_rate
-            break
-        busy += fin - start
-        t = fin
-        qf[Q_REM, i] = 0.0
-        fifo_remove(wi, qi, p, i)
-        qf[BUF_T, nbuf] = fin
-        qi[BUF_ID, nbuf] = i
-        nbuf += 1
-        i = wi[W_HEAD, p]
-    wf[W_BUSY, p] = busy / pr.dt
-    return nbuf
+def prefill_busy(wf, pr, t0, t1):
+    """Every prefill worker's busy fraction of ``[t0, t1)``: the time of the heads that
+    left in the step plus the current head's since it started (vectorised: one pass)."""
+    acc, hs, busy = wf[W_ACC, : pr.n_prefill], wf[W_HSTART, : pr.n_prefill], wf[W_BUSY]
+    for p in range(pr.n_prefill):
+        busy[p] = (acc[p] + max(0.0, t1 - max(t0, hs[p]))) / pr.dt
+        acc[p] = 0.0
 
 
 @kernel
@@ -547,16 +580,23 @@ def take_due(cal, qi, qf, s):
 @alloc_kernel
 def sort_due(qi, qf, nbuf):
     """Order the buffered decode ends by (time, sequence number)."""
+    sort_ends(qi, qf, nbuf, Q_SEQ)
+
+
+@alloc_kernel
+def sort_ends(qi, qf, nbuf, key):
+    """Order the buffered events by (time, ``qi[key]``): stable, so equal keys keep
+    buffer order (prefill ends: by worker, as a pass over workers in index order)."""
     sort_buffer(qi, qf, nbuf)
     k = 0
-    while k < nbuf:  # equal times (rare): by sequence number
+    while k < nbuf:  # equal times (rare): by key
         m = k + 1
         while m < nbuf and qf[BUF_T, m] == qf[BUF_T, k]:
             m += 1
         for a in range(k + 1, m):
             i = qi[BUF_ID, a]
             b = a
-            while b > k and qi[Q_SEQ, qi[BUF_ID, b - 1]] > qi[Q_SEQ, i]:
+            while b > k and qi[key, qi[BUF_ID, b - 1]] > qi[key, i]:
                 qi[BUF_ID, b] = qi[BUF_ID, b - 1]
                 b -= 1
             qi[BUF_ID, b] = i
@@ -564,18 +604,22 @@ def sort_due(qi, qf, nbuf):
 
 
 @kernel
-def is_late(qi, qf, pr, i, t):
-    """Has request ``i`` missed the deadline ``t`` under ``sim.timeout_scope``?"""
+def is_late(wi, wf, qi, qf, pr, i, t, t1):
+    """Has request ``i`` missed the deadline ``t`` (in the step ending at ``t1``) under
+    ``sim.timeout_scope``?"""
     s = qi[Q_STATE, i]
     if pr.scope == SCOPE_QUEUE:  # only waiting counts; what is in service finishes
-        return s == DWAIT or (s == PQ and qf[Q_REM, i] == qf[Q_PROMPT, i])
+        if s == PQ:  # in service: its worker's head, started within the step or before
+            p = qi[Q_P, i]
+            return not (wi[W_HEAD, p] == i and wf[W_HSTART, p] < t1)
+        return s == DWAIT
     if pr.scope == SCOPE_E2E:
         return s != DEC or qf[Q_END, i] > t
     return s != DEC
 
 
 @alloc_kernel
-def check_invariants(wi, load, qi, qf, ctr, cnt, pr, s):
+def check_invariants(wi, wf, load, qi, qf, ctr, cnt, pr, s):
     """Conservation and non-negativity; the first violating step is kept in ``ctr``."""
     in_flight = qi.shape[1] - ctr[N_FREE]
     ok = cnt[ARRIVED] == cnt[COMPLETED] + cnt[TIMED_OUT] + cnt[FAILED] + in_flight
@@ -603,6 +647,9 @@ def check_invariants(wi, load, qi, qf, ctr, cnt, pr, s):
     for j in range(pr.n_workers):
         ok = ok and load[j] == count[j] and wi[W_NTX, j] == ntx[j]
         ok = ok and 0 <= wi[W_SLOTS, j] <= pr.slots and 0 <= wi[W_DEC, j] <= wi[W_SLOTS, j]
+    for p in range(pr.n_prefill):  # a head (and only a head) waits for a later step's end
+        has = wi[W_HEAD, p] >= 0
+        ok = ok and has == (wi[W_PCAL, p] > s) and has == (wf[W_HSTART, p] < np.inf)
     if not ok:
         ctr[ERR] += 1
         if ctr[ERR_STEP] < 0:
@@ -629,7 +676,7 @@ def advance(
     ts_price,
     hist,
     lat_sum,
-    active,
+    pcal,
     pw_i,
     pw_f,
     pg_i,
@@ -690,7 +737,10 @@ def advance(
                     q = qi[Q_STATE, i]
                     on_p = qi[Q_P, i] == x and (q == PQ or q == DWAIT or q == TX)
                     if q != FREE and (on_p or (qi[Q_D, i] == x and q >= DWAIT)):
-                        detach(wi, wf, count, g_dirty, qi, qf, ctr, cal, pr, pod, i, t0)
+                        detach(
+                            wi, wf, count, g_dirty, qi, qf, ctr, cal, pcal, pr, pod, i, t0, s,
+                            t0,
+                        )  # fmt: skip
                         resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, False, w)
                         if pr.hooks:
                             charge_policy(
@@ -743,7 +793,8 @@ def advance(
             a = arrival[nxt]
             i = arrive(
                 wi, wf, count, base, g_min, g_dirty, qi, qf, ctr, cnt, win, ts, dl_i, dl_t, pr,
-                pod, a, prompt[nxt], output[nxt], ingress[nxt], tie_p[nxt], tie_d[nxt], w, active,
+                pod, a, prompt[nxt], output[nxt], ingress[nxt], tie_p[nxt], tie_d[nxt], w, pcal,
+                s,
             )  # fmt: skip
             if pr.hooks:
                 if pr.keep_draws:  # the decode decision's and the outcomes' draws, for later
@@ -764,8 +815,24 @@ def advance(
                 policy_routed(pr, p, pg_i, kn)
                 if (
                     to_prefill(
-                        wi, wf, count, g_dirty, qi, ctr, cnt, win, ts, pr, pod, i, p, w, active
-                    )
+                        wi,
+                        wf,
+                        count,
+                        g_dirty,
+                        qi,
+                        qf,
+                        ctr,
+                        cnt,
+                        win,
+                        ts,
+                        pr,
+                        pod,
+                        i,
+                        p,
+                        w,
+                        pcal,
+                        s,
+                    )  # fmt: skip
                     >= 0
                 ):
                     charge_policy(
@@ -774,9 +841,9 @@ def advance(
                     )  # fmt: skip
             nxt += 1
         # 5. prefill service, then decode routing in order of prefill end
-        nbuf = serve_prefill(wi, wf, qi, qf, pr, t0, t1, active)
+        nbuf = serve_due(wi, wf, qi, qf, pcal, pr, s, t0, t1)
         if nbuf > 0:
-            sort_buffer(qi, qf, nbuf)
+            sort_ends(qi, qf, nbuf, Q_P)
             for k in range(nbuf):
                 i = qi[BUF_ID, k]
                 t = qf[BUF_T, k]
@@ -828,14 +895,15 @@ def advance(
             t = dl_t[h]
             ctr[DL_HEAD] = (h + 1) % dl_t.size
             ctr[DL_LEN] -= 1
-            if qi[Q_SEQ, i] == seq and is_late(qi, qf, pr, i, t):
-                detach(wi, wf, count, g_dirty, qi, qf, ctr, cal, pr, pod, i, t)
+            if qi[Q_SEQ, i] == seq and is_late(wi, wf, qi, qf, pr, i, t, t1):
+                detach(wi, wf, count, g_dirty, qi, qf, ctr, cal, pcal, pr, pod, i, t, s, t1)
                 resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, True, w)
                 if pr.hooks:
                     charge_policy(
                         pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i,
                         OUT_TIMEOUT, t, tr_e, tr_n,
                     )  # fmt: skip
+        prefill_busy(wf, pr, t0, t1)
         if pr.check:
-            check_invariants(wi, count, qi, qf, ctr, cnt, pr, s)
+            check_invariants(wi, wf, count, qi, qf, ctr, cnt, pr, s)
     return nxt

@@ -31,13 +31,18 @@ W_SLOTS = 2  # decode slots reserved (transfer, first token, decoding)
 W_DEC = 3  # sequences decoding (compute busy)
 W_NTX = 4  # transfers on the interface
 W_DOWN = 5
-N_WI = 6
+# prefill workers: the calendar of prefill ends (one entry per worker, for its FIFO head)
+W_PCAL = 6  # the step its head's prefill ends in (its bucket), -1: none
+W_PNEXT, W_PPREV = 7, 8  # links within that bucket
+N_WI = 9
 # wf rows (float64 per worker)
 W_BUSY = 0  # compute busy fraction of the last step
 W_UTIL = 1  # its EWMA
 W_TOUT, W_FAIL, W_OUTC = 2, 3, 4  # time-decayed timeout, failure and outcome charges
 W_PI = 5  # risk price after the locational blend
-N_WF = 6
+W_HSTART = 6  # prefill workers: when the FIFO head's service started (inf: no head)
+W_ACC = 7  # prefill workers: busy time this step of heads that have left
+N_WF = 8
 # qi rows (int64 per request place in the pool)
 Q_ING, Q_TIE, Q_STATE, Q_P, Q_D = 0, 1, 2, 3, 4
 Q_NEXT, Q_PREV = 5, 6  # FIFO links
@@ -52,7 +57,7 @@ N_QI = 16
 Q_ARR, Q_PROMPT, Q_OUT = 0, 1, 2
 Q_REM = 3  # prefill tokens, then KV bytes, left
 Q_T = 4  # when it joined its queue / started its transfer / got its first token
-Q_END = 5  # last token
+Q_END = 5  # the FIFO head's prefill end, then the last token
 BUF_T = 6  # per-step scratch: event times
 Q_TD = 7  # when the decode decision was made (prefill end): start of the decode leg
 Q_U = 8  # first of the request's policy draws kept for later (decode decision, outcomes)
@@ -181,7 +186,7 @@ class State(NamedTuple):
     ts_price: np.ndarray  # float64[n_win, n_pods]: sum over steps of the pod mean price
     hist: np.ndarray  # int64[2, HIST_BINS]: TTFT and e2e of completed measured requests
     lat_sum: np.ndarray  # float64[2]: their sums (for the means)
-    active: np.ndarray  # int64[n_workers / 64]: bitmap of prefill workers with work
+    pcal: np.ndarray  # int64[CAL_SIZE]: first prefill worker of each prefill-end bucket
     # the policy's own state, shapes declared by the policy (otfr_vec.policies)
     pw_i: np.ndarray  # int64[rows, n_workers]
     pw_f: np.ndarray  # float64[rows, n_workers]
@@ -209,7 +214,7 @@ def new_state(
     i8, f8 = np.int64, np.float64
     cap = max(int(capacity), 16)
     wi = np.zeros((N_WI, n_workers), i8)
-    wi[[W_HEAD, W_TAIL]] = -1
+    wi[[W_HEAD, W_TAIL, W_PCAL, W_PNEXT, W_PPREV]] = -1
     qi = np.zeros((N_QI, cap), i8)
     qi[[Q_NEXT, Q_PREV, Q_SEQ]] = -1
     qi[FREE_IDS] = np.arange(cap)[::-1]
@@ -219,7 +224,7 @@ def new_state(
     ctr[LABEL_ROW] = -1
     return State(
         wi=wi,
-        wf=np.zeros((N_WF, n_workers), f8),
+        wf=_wf(n_workers),
         count=np.zeros(n_workers, i8),
         base=np.zeros(n_workers, f8),
         g_min=np.zeros((2, tree_len or n_pods), f8),
@@ -236,12 +241,18 @@ def new_state(
         ts_price=np.zeros((n_win, n_pods), f8),
         hist=np.zeros((2, HIST_BINS), i8),
         lat_sum=np.zeros(2, f8),
-        active=np.zeros((n_workers + 63) // 64, i8),
+        pcal=np.full(cal_size or CAL_SIZE, -1, i8),
         pw_i=np.zeros((policy_shape[0], n_workers), i8),
         pw_f=np.zeros((policy_shape[1], n_workers), f8),
         pg_i=np.zeros((policy_shape[2], max(policy_shape[4], 1)), i8),
         pg_f=np.zeros((policy_shape[3], max(policy_shape[4], 1)), f8),
     )
+
+
+def _wf(n_workers: int) -> np.ndarray:
+    wf = np.zeros((N_WF, n_workers), np.float64)
+    wf[W_HSTART] = np.inf
+    return wf
 
 
 def _widen(arr: np.ndarray, size: int) -> np.ndarray:
