@@ -56,62 +56,59 @@ def fifo_len(wi, qi, w):
 
 
 @kernel
+def bucket_push(ring, links, nxt_row, prv_row, key_row, x, step):
+    """Put ``x`` first in the bucket of ``step`` of ``ring`` (a power-of-two ring of
+    one-step buckets), linked through rows ``nxt_row`` / ``prv_row`` of ``links``, its
+    step kept in row ``key_row``."""
+    b = step & (ring.size - 1)
+    head = ring[b]
+    links[key_row, x] = step
+    links[prv_row, x] = -1
+    links[nxt_row, x] = head
+    if head >= 0:
+        links[prv_row, head] = x
+    ring[b] = x
+
+
+@kernel
+def bucket_remove(ring, links, nxt_row, prv_row, key_row, x):
+    """Take ``x`` out of its bucket (the one of step ``links[key_row, x]``)."""
+    prv = links[prv_row, x]
+    nxt = links[nxt_row, x]
+    if prv >= 0:
+        links[nxt_row, prv] = nxt
+    else:
+        ring[links[key_row, x] & (ring.size - 1)] = nxt
+    if nxt >= 0:
+        links[prv_row, nxt] = prv
+    links[nxt_row, x] = -1
+    links[prv_row, x] = -1
+
+
+@kernel
 def cal_push(cal, qi, i, step):
     """Put request ``i`` in the bucket of ``step`` (its decode ends in that step)."""
-    b = step & (cal.size - 1)
-    head = cal[b]
-    qi[Q_CAL, i] = step
-    qi[Q_PREV, i] = -1
-    qi[Q_NEXT, i] = head
-    if head >= 0:
-        qi[Q_PREV, head] = i
-    cal[b] = i
+    bucket_push(cal, qi, Q_NEXT, Q_PREV, Q_CAL, i, step)
 
 
 @kernel
 def cal_remove(cal, qi, i):
     """Take request ``i`` out of its bucket."""
-    prv = qi[Q_PREV, i]
-    nxt = qi[Q_NEXT, i]
-    if prv >= 0:
-        qi[Q_NEXT, prv] = nxt
-    else:
-        cal[qi[Q_CAL, i] & (cal.size - 1)] = nxt
-    if nxt >= 0:
-        qi[Q_PREV, nxt] = prv
-    qi[Q_NEXT, i] = -1
-    qi[Q_PREV, i] = -1
+    bucket_remove(cal, qi, Q_NEXT, Q_PREV, Q_CAL, i)
 
 
 @kernel
 def pcal_push(pcal, wi, p, step):
     """Put prefill worker ``p`` in the bucket of ``step`` (its head's prefill ends then)."""
-    b = step & (pcal.size - 1)
-    head = pcal[b]
-    wi[W_PCAL, p] = step
-    wi[W_PPREV, p] = -1
-    wi[W_PNEXT, p] = head
-    if head >= 0:
-        wi[W_PPREV, head] = p
-    pcal[b] = p
+    bucket_push(pcal, wi, W_PNEXT, W_PPREV, W_PCAL, p, step)
 
 
 @kernel
 def pcal_remove(pcal, wi, p):
     """Take prefill worker ``p`` out of its bucket (if it is in one)."""
-    if wi[W_PCAL, p] < 0:
-        return
-    prv = wi[W_PPREV, p]
-    nxt = wi[W_PNEXT, p]
-    if prv >= 0:
-        wi[W_PNEXT, prv] = nxt
-    else:
-        pcal[wi[W_PCAL, p] & (pcal.size - 1)] = nxt
-    if nxt >= 0:
-        wi[W_PPREV, nxt] = prv
-    wi[W_PCAL, p] = -1
-    wi[W_PNEXT, p] = -1
-    wi[W_PPREV, p] = -1
+    if wi[W_PCAL, p] >= 0:
+        bucket_remove(pcal, wi, W_PNEXT, W_PPREV, W_PCAL, p)
+        wi[W_PCAL, p] = -1
 
 
 @kernel
