@@ -55,7 +55,7 @@ Q_CAL = 15  # while decoding: the step whose decode ends hold it (its calendar b
 N_QI = 16
 # qf rows (float64 per request place)
 Q_ARR, Q_PROMPT, Q_OUT = 0, 1, 2
-Q_REM = 3  # prefill tokens, then KV bytes, left
+Q_REM = 3  # KV bytes left to send (the prompt tokens until then: prefill ends are timed)
 Q_T = 4  # when it joined its queue / started its transfer / got its first token
 Q_END = 5  # the FIFO head's prefill end, then the last token
 BUF_T = 6  # per-step scratch: event times
