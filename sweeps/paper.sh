@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Regenerate every result of the study (R1-R10) from scratch: the six grids, the
 # mechanism run, the benchmarks and the report.    make paper   (or FRESH=1 make paper)
-# Runtime from scratch on the 2-core development machine (Intel Xeon): about 9 min, of
-# which 8 min 25 s the grids (5 seeds each), the mechanism run and the report
-# (SKIP_BENCH=1) and about 30 s the decision benchmark (sweeps/recipes.md per result);
-# 12 min 16 s on a 2-core AMD EPYC VM whose kernels run 1.4x slower.
+# Runtime from scratch on the 2-core development machine (Intel Xeon): 7 min 23 s, of
+# which 6 min 35 s the six grids (5 seeds each) and 24 s the decision benchmark
+# (sweeps/recipes.md per result); 12 min 16 s on a 2-core AMD EPYC VM whose kernels run
+# 1.4x slower (measured before the prefill-end calendar, benchmarks/PROFILE.md).
 # Stores resume: an interrupted `make paper` continues where it stopped; FRESH=1 first
 # deletes outputs/paper.
 set -euo pipefail
