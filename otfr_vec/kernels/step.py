@@ -404,7 +404,6 @@ def arrive(
     qf[Q_ARR, i] = a
     qf[Q_PROMPT, i] = prompt
     qf[Q_OUT, i] = out
-    qf[Q_REM, i] = prompt
     qf[Q_T, i] = a
     cnt[ARRIVED] += 1
     qi[Q_WIN, i] = -1
@@ -578,12 +577,6 @@ def take_due(cal, qi, qf, s):
 
 
 @alloc_kernel
-def sort_due(qi, qf, nbuf):
-    """Order the buffered decode ends by (time, sequence number)."""
-    sort_ends(qi, qf, nbuf, Q_SEQ)
-
-
-@alloc_kernel
 def sort_ends(qi, qf, nbuf, key):
     """Order the buffered events by (time, ``qi[key]``): stable, so equal keys keep
     buffer order (prefill ends: by worker, as a pass over workers in index order)."""
@@ -638,7 +631,7 @@ def check_invariants(wi, wf, load, qi, qf, ctr, cnt, pr, s):
         if q == TX:
             ntx[qi[Q_P, i]] += 1
             ntx[qi[Q_D, i]] += 1
-        if (q == TX or q == PQ) and qf[Q_REM, i] < 0.0:
+        if q == TX and qf[Q_REM, i] < 0.0:
             ok = False
     n_dec = 0
     for i in range(qi.shape[1]):
@@ -781,7 +774,7 @@ def advance(
         nbuf = take_due(cal, qi, qf, s)
         if nbuf > 0:
             ctr[N_DEC] -= nbuf
-            sort_due(qi, qf, nbuf)
+            sort_ends(qi, qf, nbuf, Q_SEQ)  # the order a heap of decode ends pops
             for k in range(nbuf):
                 i = qi[BUF_ID, k]
                 end = qf[BUF_T, k]

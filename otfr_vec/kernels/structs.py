@@ -55,7 +55,7 @@ Q_CAL = 15  # while decoding: the step whose decode ends hold it (its calendar b
 N_QI = 16
 # qf rows (float64 per request place)
 Q_ARR, Q_PROMPT, Q_OUT = 0, 1, 2
-Q_REM = 3  # KV bytes left to send (the prompt tokens until then: prefill ends are timed)
+Q_REM = 3  # KV bytes left to send, during the transfer (a prefill's end is timed instead)
 Q_T = 4  # when it joined its queue / started its transfer / got its first token
 Q_END = 5  # the FIFO head's prefill end, then the last token
 BUF_T = 6  # per-step scratch: event times
@@ -209,12 +209,14 @@ def new_state(
     """A fresh state; ``policy_shape``: the policy's (int rows, float rows per worker,
     global int rows, global float rows, global width); ``tree_len`` > 0: the routing
     caches hold two tournament trees of that length (kernels/scoring.py); ``cal_size``:
-    buckets of the decode-end calendar (a power of two, default ``CAL_SIZE``; results do
-    not depend on it)."""
+    buckets of the decode-end and of the prefill-end calendar (a power of two, default
+    ``CAL_SIZE``; results do not depend on it)."""
     i8, f8 = np.int64, np.float64
     cap = max(int(capacity), 16)
     wi = np.zeros((N_WI, n_workers), i8)
     wi[[W_HEAD, W_TAIL, W_PCAL, W_PNEXT, W_PPREV]] = -1
+    wf = np.zeros((N_WF, n_workers), f8)
+    wf[W_HSTART] = np.inf
     qi = np.zeros((N_QI, cap), i8)
     qi[[Q_NEXT, Q_PREV, Q_SEQ]] = -1
     qi[FREE_IDS] = np.arange(cap)[::-1]
@@ -224,7 +226,7 @@ def new_state(
     ctr[LABEL_ROW] = -1
     return State(
         wi=wi,
-        wf=_wf(n_workers),
+        wf=wf,
         count=np.zeros(n_workers, i8),
         base=np.zeros(n_workers, f8),
         g_min=np.zeros((2, tree_len or n_pods), f8),
@@ -247,12 +249,6 @@ def new_state(
         pg_i=np.zeros((policy_shape[2], max(policy_shape[4], 1)), i8),
         pg_f=np.zeros((policy_shape[3], max(policy_shape[4], 1)), f8),
     )
-
-
-def _wf(n_workers: int) -> np.ndarray:
-    wf = np.zeros((N_WF, n_workers), np.float64)
-    wf[W_HSTART] = np.inf
-    return wf
 
 
 def _widen(arr: np.ndarray, size: int) -> np.ndarray:
