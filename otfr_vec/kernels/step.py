@@ -32,6 +32,7 @@ import numpy as np
 
 from .containers import cal_push, cal_remove, fifo_push, fifo_remove, pcal_push, pcal_remove
 from .jit import alloc_kernel, kernel
+from .order import bucket_order
 from .policy.hooks import policy_choose, policy_outcome, policy_refresh, policy_routed
 from .scoring import choose, mark, update_prices
 from .structs import (
@@ -542,8 +543,9 @@ def sort_buffer(qi, qf, nbuf):
     A step buffers a few dozen events, in runs already sorted (one run per worker), so
     an insertion sort wins over an argsort that allocates three arrays twice per step.
     """
-    if nbuf > 256:  # large clusters: O(n log n)
-        order = np.argsort(qf[BUF_T, :nbuf], kind="mergesort")
+    if nbuf > 256:  # large clusters: O(n) expected, the same order as a stable argsort
+        t = qf[BUF_T, :nbuf]
+        order = bucket_order(t, t.min(), t.max())
         qi[BUF_ID, :nbuf] = qi[BUF_ID, :nbuf][order]
         qf[BUF_T, :nbuf] = qf[BUF_T, :nbuf][order]
         return
