@@ -22,7 +22,7 @@ Layout: targets ``[lo, hi)`` are leaves ``size .. size + n - 1`` of ``tree`` (le
 
 import numpy as np
 
-from .jit import kernel
+from .jit import inline_kernel, kernel
 
 
 def tree_size(n: int) -> int:
@@ -44,7 +44,7 @@ def tree_build(tree, lo, hi, count, scale, base):
         tree[i] = min(tree[2 * i], tree[2 * i + 1])
 
 
-@kernel
+@inline_kernel
 def tree_set(tree, lo, count, scale, base, j):
     """Target ``j``'s count or base changed: refresh its leaf and its ancestors."""
     size = tree.size // 2
@@ -59,7 +59,7 @@ def tree_set(tree, lo, count, scale, base, j):
         i //= 2
 
 
-@kernel
+@inline_kernel
 def tree_min(tree, a, b):
     """Minimum of leaves ``[a, b)`` (relative indices), ``inf`` when empty."""
     size = tree.size // 2
@@ -78,7 +78,7 @@ def tree_min(tree, a, b):
     return m
 
 
-@kernel
+@inline_kernel
 def tree_first(tree, a, add, best):
     """First leaf ``>= a`` whose ``v + add <= best``; ``size`` if there is none."""
     size = tree.size // 2
@@ -99,7 +99,7 @@ def tree_first(tree, a, add, best):
             return size
 
 
-@kernel
+@inline_kernel
 def tree_argmin(tree, lo, hi, hlo, hhi, path, start):
     """Index in ``[lo, hi)`` that :func:`.scoring.argmin_score` returns for this score.
 

@@ -11,6 +11,12 @@ operation each), which was 38 % of a default run's samples; the kernels never al
 and never return an array, and every array they touch belongs to the engine, which
 outlives the call. The few that allocate (a sort's scratch, a recount) are
 ``alloc_kernel``; Numba refuses to compile an allocation in a ``kernel``.
+
+``inline_kernel`` is a ``kernel`` that Numba copies into each caller (``inline="always"``)
+instead of calling: a call passes every array as its data pointer, shape, strides and
+two more words, so a per-request helper that takes ten arrays and does a few loads pays
+more for the call than for its work. Only the helpers where a timed run got faster are
+inline (benchmarks/PROFILE.md, seventh round); inlining more made the callers slower.
 """
 
 import hashlib
@@ -51,3 +57,4 @@ JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "
 
 kernel = njit(**JIT_OPTIONS, _nrt=False)
 alloc_kernel = njit(**JIT_OPTIONS)
+inline_kernel = njit(**JIT_OPTIONS, _nrt=False, inline="always")

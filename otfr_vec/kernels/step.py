@@ -31,7 +31,7 @@ state arrays they touch explicitly (see :mod:`.structs` for why).
 import numpy as np
 
 from .containers import cal_push, cal_remove, fifo_push, fifo_remove, pcal_push, pcal_remove
-from .jit import alloc_kernel, kernel
+from .jit import alloc_kernel, inline_kernel, kernel
 from .order import bucket_order
 from .policy.hooks import policy_choose, policy_outcome, policy_refresh, policy_routed
 from .scoring import choose, mark, update_prices
@@ -125,7 +125,7 @@ from .trace import trace_choice, trace_outcome, trace_step
 NO_OUTCOME, NEEDS_DECODE = -1, 3
 
 
-@kernel
+@inline_kernel
 def hist_add(hist, row, x):
     b = 0
     if x > 0.0:
@@ -133,7 +133,7 @@ def hist_add(hist, row, x):
     hist[row, min(max(b, 0), HIST_BINS - 1)] += 1
 
 
-@kernel
+@inline_kernel
 def add_count(count, g_dirty, pr, pod, j, delta):
     """Change worker ``j``'s load numerator and mark its routing cache stale."""
     count[j] += delta
@@ -175,7 +175,7 @@ def admit_next(wi, qi, qf, ctr, pr, d, t):
         start_tx(wi, qi, qf, ctr, pr, i, t)
 
 
-@kernel
+@inline_kernel
 def free_request(qi, ctr, i):
     qi[Q_STATE, i] = FREE
     qi[Q_SEQ, i] = -1
@@ -284,7 +284,7 @@ def charge_policy(
         )  # fmt: skip
 
 
-@kernel
+@inline_kernel
 def record_done(qi, qf, ctr, cnt, hist, lat_sum, i, ft, end):
     cnt[COMPLETED] += 1
     if qi[Q_WIN, i] >= 0:
@@ -427,7 +427,7 @@ def arrive(
     return i
 
 
-@kernel
+@inline_kernel
 def to_prefill(wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, pr, pod, i, p, w, pcal, s):
     """Queue ``i`` at prefill worker ``p``. Returns OUT_FAILURE if ``p`` is down."""
     cnt[DECISIONS] += 1
@@ -446,7 +446,7 @@ def to_prefill(wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, pr, pod, i, p,
     return NO_OUTCOME
 
 
-@kernel
+@inline_kernel
 def end_step(t, dt, s):
     """The step a prefill ending at ``t`` completes in, at least ``s``: the first ``k``
     with ``t <= (k + 1) * dt``, the test a step's service makes against its ``t1``."""
@@ -458,7 +458,7 @@ def end_step(t, dt, s):
     return max(k, s)
 
 
-@kernel
+@inline_kernel
 def begin_head(wi, wf, qi, qf, pr, p, t):
     """Prefill worker ``p``'s FIFO head (if any) starts at ``max(t, when it joined)``;
     returns when it ends (``inf`` without one). Service is exact in continuous time:
