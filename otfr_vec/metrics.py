@@ -17,8 +17,8 @@ from .kernels.structs import (
     FAILED_M,
     H_E2E,
     H_TTFT,
-    HIST_LO,
     HIST_PER_DECADE,
+    LOG10_HIST_LO,
     TIMED_OUT_M,
     TS_ROUTED,
     WIN_ARR,
@@ -98,7 +98,7 @@ def hist_quantile(h: np.ndarray, q: float) -> float:
     b = int(np.searchsorted(cum, target, side="left"))
     below = cum[b - 1] if b > 0 else 0
     frac = (target - below) / h[b] if h[b] else 0.5
-    lo = np.log10(HIST_LO) + b / HIST_PER_DECADE
+    lo = LOG10_HIST_LO + b / HIST_PER_DECADE
     return float(10 ** (lo + min(max(frac, 0.0), 1.0) / HIST_PER_DECADE))
 
 

@@ -36,7 +36,7 @@ def tree_size(n: int) -> int:
 @kernel
 def tree_build(tree, lo, hi, count, scale, base):
     """Every leaf from ``count`` and ``base``, then every inner node: O(N)."""
-    size = tree.size // 2
+    size = tree.size >> 1
     n = hi - lo
     for i in range(size):
         tree[size + i] = count[lo + i] * scale + base[lo + i] if i < n else np.inf
@@ -47,22 +47,22 @@ def tree_build(tree, lo, hi, count, scale, base):
 @inline_kernel
 def tree_set(tree, lo, count, scale, base, j):
     """Target ``j``'s count or base changed: refresh its leaf and its ancestors."""
-    size = tree.size // 2
+    size = tree.size >> 1
     i = size + j - lo
     tree[i] = count[j] * scale + base[j]
-    i //= 2
+    i >>= 1
     while i >= 1:
         m = min(tree[2 * i], tree[2 * i + 1])
         if tree[i] == m:
             break  # ancestors above are unchanged too
         tree[i] = m
-        i //= 2
+        i >>= 1
 
 
 @inline_kernel
 def tree_min(tree, a, b):
     """Minimum of leaves ``[a, b)`` (relative indices), ``inf`` when empty."""
-    size = tree.size // 2
+    size = tree.size >> 1
     m = np.inf
     a += size
     b += size
@@ -73,21 +73,21 @@ def tree_min(tree, a, b):
         if b & 1:
             b -= 1
             m = min(m, tree[b])
-        a //= 2
-        b //= 2
+        a >>= 1
+        b >>= 1
     return m
 
 
 @inline_kernel
 def tree_first(tree, a, add, best):
     """First leaf ``>= a`` whose ``v + add <= best``; ``size`` if there is none."""
-    size = tree.size // 2
+    size = tree.size >> 1
     if a >= size:
         return size
     i = a + size
     while True:
-        while i % 2 == 0:
-            i //= 2
+        while i & 1 == 0:
+            i >>= 1
         if tree[i] + add <= best:  # the answer is inside block i: go down to it
             while i < size:
                 i *= 2

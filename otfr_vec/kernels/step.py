@@ -61,9 +61,9 @@ from .structs import (
     HEALTH_LABELS,
     HEALTH_TRUTH,
     HIST_BINS,
-    HIST_LO,
     HIST_PER_DECADE,
     LABEL_ROW,
+    LOG10_HIST_LO,
     N_DEC,
     N_FREE,
     N_TX,
@@ -129,7 +129,7 @@ NO_OUTCOME, NEEDS_DECODE = -1, 3
 def hist_add(hist, row, x):
     b = 0
     if x > 0.0:
-        b = int(np.floor((np.log10(x) - np.log10(HIST_LO)) * HIST_PER_DECADE))
+        b = int(np.floor((np.log10(x) - LOG10_HIST_LO) * HIST_PER_DECADE))
     hist[row, min(max(b, 0), HIST_BINS - 1)] += 1
 
 
@@ -413,7 +413,9 @@ def arrive(
         qi[Q_WIN, i] = wa
         win[WIN_ARR, wa] += 1
         cnt[ARRIVED_M] += 1
-    k = (ctr[DL_HEAD] + ctr[DL_LEN]) % dl_t.size  # deadline ring, in arrival order
+    k = ctr[DL_HEAD] + ctr[DL_LEN]  # deadline ring, in arrival order
+    if k >= dl_t.size:  # (a wrap-around without an integer division)
+        k -= dl_t.size
     dl_i[EV_ID, k] = i
     dl_i[EV_SEQ, k] = seq
     dl_t[k] = a + pr.timeout
@@ -888,7 +890,7 @@ def advance(
             i = dl_i[EV_ID, h]
             seq = dl_i[EV_SEQ, h]
             t = dl_t[h]
-            ctr[DL_HEAD] = (h + 1) % dl_t.size
+            ctr[DL_HEAD] = h + 1 if h + 1 < dl_t.size else 0
             ctr[DL_LEN] -= 1
             if qi[Q_SEQ, i] == seq and is_late(wi, wf, qi, qf, pr, i, t, t1):
                 detach(wi, wf, count, g_dirty, qi, qf, ctr, cal, pcal, pr, pod, i, t, s, t1)

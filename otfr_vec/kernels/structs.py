@@ -94,6 +94,7 @@ H_TTFT, H_E2E = 0, 1
 
 # latency histograms: log-spaced bins, HIST_PER_DECADE per decade from HIST_LO seconds
 HIST_LO, HIST_PER_DECADE, HIST_BINS = 1e-4, 200, 1800
+LOG10_HIST_LO = float(np.log10(HIST_LO))  # a constant, not a log10 per completion
 
 
 class Params(NamedTuple):
