@@ -34,6 +34,7 @@ from otfr_vec.kernels.structs import (
     Q_STATE,
     Q_T,
     W_ACC,
+    W_ASTEP,
     W_BUSY,
     W_HEAD,
     W_HSTART,
@@ -185,6 +186,10 @@ def _queue_at(st, pr, p, i, a, prompt, s):
         pcal_push(st.pcal, st.wi, p, end_step(fin, pr.dt, s))
 
 
+def _busy(st, pr, s):
+    prefill_busy(st.wi, st.wf, pr, s, s * pr.dt, (s + 1) * pr.dt, st.wf[W_BUSY])
+
+
 def test_prefill_ends_hand_case():
     """A (25 tokens at 0 s) ends at 0.025 s in step 2; B (3 tokens, queued at 0.005 s)
     starts then and ends at 0.028 s, in the same step; C (20 tokens, at 0.029 s) starts
@@ -196,23 +201,25 @@ def test_prefill_ends_hand_case():
     for s in range(2):
         t0, t1 = s * pr.dt, (s + 1) * pr.dt
         assert serve_due(st.wi, st.wf, st.qi, st.qf, st.pcal, pr, s, t0, t1) == 0
-        prefill_busy(st.wf, pr, s * pr.dt, (s + 1) * pr.dt)
+        _busy(st, pr, s)
         assert abs(st.wf[W_BUSY, 0] - 1.0) < 1e-12
     _queue_at(st, pr, 0, 2, 0.029, 20.0, 2)  # C arrives in step 2, behind A and B
     n = serve_due(st.wi, st.wf, st.qi, st.qf, st.pcal, pr, 2, 0.02, 0.03)
     assert n == 2 and st.qi[BUF_ID, :2].tolist() == [0, 1]
     assert np.allclose(st.qf[BUF_T, :2], [0.025, 0.028], rtol=0, atol=1e-15)
     assert st.wi[W_HEAD, 0] == 2 and st.wf[W_HSTART, 0] == 0.029 and st.wi[W_PCAL, 0] == 4
-    prefill_busy(st.wf, pr, 0.02, 0.03)
-    assert abs(st.wf[W_BUSY, 0] - 0.9) < 1e-12 and st.wf[W_ACC, 0] == 0.0
+    _busy(st, pr, 2)
+    assert abs(st.wf[W_BUSY, 0] - 0.9) < 1e-12
+    assert st.wi[W_ASTEP, 0] == 2 and abs(st.wf[W_ACC, 0] - 0.008) < 1e-15  # A and B
     assert serve_due(st.wi, st.wf, st.qi, st.qf, st.pcal, pr, 3, 0.03, 0.04) == 0
     assert serve_due(st.wi, st.wf, st.qi, st.qf, st.pcal, pr, 4, 0.04, 0.05) == 1
     assert abs(st.qf[BUF_T, 0] - 0.049) < 1e-15 and st.wi[W_HEAD, 0] == -1
     assert st.wi[W_PCAL, 0] == -1 and st.wf[W_HSTART, 0] == np.inf
-    prefill_busy(st.wf, pr, 0.04, 0.05)
+    _busy(st, pr, 4)
     assert abs(st.wf[W_BUSY, 0] - 0.9) < 1e-12  # C: 0.04 -> 0.049
-    prefill_busy(st.wf, pr, 0.05, 0.06)
-    assert st.wf[W_BUSY, 0] == 0.0  # idle
+    _busy(st, pr, 5)
+    assert st.wf[W_BUSY, 0] == 0.0  # idle: step 4's sum (its stamp) is not step 5's
+    assert st.wi[W_ASTEP, 0] == 4
 
 
 def test_prefill_end_step_is_the_first_whose_end_reaches_it():

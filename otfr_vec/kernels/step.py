@@ -13,8 +13,9 @@ Step ``s`` covers ``[t0, t1) = [s*dt, (s+1)*dt)``. In order:
    their end time;
 6. KV transfers advance at ``min(bw_p / n_p, bw_d / n_d)`` with the step's counts;
 7. deadlines due before ``t1`` time out whatever has not reached its goal;
-8. every prefill worker's busy fraction of the step (one vectorised pass), for the next
-   step's prices and the trace.
+8. where a reader needs them (the price, or the trace), every prefill worker's busy
+   fraction of the step (one vectorised pass); other runs pay nothing per idle worker:
+   a head's busy time is summed as it leaves, under the step it belongs to.
 
 The policy acts at the seams of :mod:`.policy.hooks`: its timers before step 2's base
 scores, its pick at every decision, its outcome hook whenever a request resolves.
@@ -103,6 +104,7 @@ from .structs import (
     U_DECODE,
     U_PREFILL,
     W_ACC,
+    W_ASTEP,
     W_BUSY,
     W_DEC,
     W_DOWN,
@@ -118,7 +120,7 @@ from .structs import (
     WIN_ARR,
     WIN_FAIL,
 )
-from .trace import trace_choice, trace_outcome, trace_step
+from .trace import S_BUSY, trace_choice, trace_outcome, trace_step
 
 # what a per-request helper reports back to advance: an outcome kind (OUT_*), none yet,
 # or that the request now needs its decode worker
@@ -138,6 +140,16 @@ def add_count(count, g_dirty, pr, pod, j, delta):
     """Change worker ``j``'s load numerator and mark its routing cache stale."""
     count[j] += delta
     mark(g_dirty, pr, pod, j)
+
+
+@inline_kernel
+def add_busy(wi, wf, p, s, x):
+    """Prefill worker ``p`` was busy ``x`` s of step ``s`` with a head that has left
+    (the sum restarts at the first time of a step: no pass over idle workers)."""
+    if wi[W_ASTEP, p] != s:
+        wi[W_ASTEP, p] = s
+        wf[W_ACC, p] = 0.0
+    wf[W_ACC, p] += x
 
 
 @kernel
@@ -209,7 +221,7 @@ def detach(wi, wf, count, g_dirty, qi, qf, ctr, cal, pcal, pr, pod, i, t, step, 
         add_count(count, g_dirty, pr, pod, p, -1)
         if head:
             pcal_remove(pcal, wi, p)
-            wf[W_ACC, p] += max(0.0, t_res - max(step * pr.dt, wf[W_HSTART, p]))
+            add_busy(wi, wf, p, step, max(0.0, t_res - max(step * pr.dt, wf[W_HSTART, p])))
             fin = begin_head(wi, wf, qi, qf, pr, p, t_res)
             if fin < np.inf:
                 pcal_push(pcal, wi, p, end_step(fin, pr.dt, step + 1))
@@ -494,7 +506,7 @@ def serve_due(wi, wf, qi, qf, pcal, pr, s, t0, t1):
             i = wi[W_HEAD, p]
             fin = qf[Q_END, i]
             while fin <= t1:
-                wf[W_ACC, p] += fin - max(t0, wf[W_HSTART, p])
+                add_busy(wi, wf, p, s, fin - max(t0, wf[W_HSTART, p]))
                 fifo_remove(wi, qi, p, i)
                 qf[BUF_T, nbuf] = fin
                 qi[BUF_ID, nbuf] = i
@@ -508,13 +520,16 @@ def serve_due(wi, wf, qi, qf, pcal, pr, s, t0, t1):
 
 
 @kernel
-def prefill_busy(wf, pr, t0, t1):
-    """Every prefill worker's busy fraction of ``[t0, t1)``: the time of the heads that
-    left in the step plus the current head's since it started (vectorised: one pass)."""
-    acc, hs, busy = wf[W_ACC, : pr.n_prefill], wf[W_HSTART, : pr.n_prefill], wf[W_BUSY]
+def prefill_busy(wi, wf, pr, s, t0, t1, busy):
+    """Every prefill worker's busy fraction of step ``s``, ``[t0, t1)``, into ``busy``:
+    the time of the heads that left in the step plus the current head's since it
+    started (vectorised: one pass). Only a reader pays for it: the price (into
+    ``wf[W_BUSY]``) or the trace (into its next step's row)."""
+    acc, stamp = wf[W_ACC, : pr.n_prefill], wi[W_ASTEP, : pr.n_prefill]
+    hs = wf[W_HSTART, : pr.n_prefill]
     for p in range(pr.n_prefill):
-        busy[p] = (acc[p] + max(0.0, t1 - max(t0, hs[p]))) / pr.dt
-        acc[p] = 0.0
+        a = acc[p] if stamp[p] == s else 0.0
+        busy[p] = (a + max(0.0, t1 - max(t0, hs[p]))) / pr.dt
 
 
 @kernel
@@ -900,7 +915,11 @@ def advance(
                         pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i,
                         OUT_TIMEOUT, t, tr_e, tr_n,
                     )  # fmt: skip
-        prefill_busy(wf, pr, t0, t1)
+        if pr.price_on:
+            prefill_busy(wi, wf, pr, s, t0, t1, wf[W_BUSY])
+        elif pr.tracing and s + 1 < tr_s.shape[0]:  # what a router would observe next step
+            o = 1 + S_BUSY * pr.n_workers
+            prefill_busy(wi, wf, pr, s, t0, t1, tr_s[s + 1, o : o + pr.n_prefill])
         if pr.check:
             check_invariants(wi, wf, count, qi, qf, ctr, cnt, pr, s)
     return nxt

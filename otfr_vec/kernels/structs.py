@@ -34,14 +34,15 @@ W_DOWN = 5
 # prefill workers: the calendar of prefill ends (one entry per worker, for its FIFO head)
 W_PCAL = 6  # the step its head's prefill ends in (its bucket), -1: none
 W_PNEXT, W_PPREV = 7, 8  # links within that bucket
-N_WI = 9
+W_ASTEP = 9  # prefill workers: the step W_ACC belongs to (-1: none yet)
+N_WI = 10
 # wf rows (float64 per worker)
 W_BUSY = 0  # compute busy fraction of the last step
 W_UTIL = 1  # its EWMA
 W_TOUT, W_FAIL, W_OUTC = 2, 3, 4  # time-decayed timeout, failure and outcome charges
 W_PI = 5  # risk price after the locational blend
 W_HSTART = 6  # prefill workers: when the FIFO head's service started (inf: no head)
-W_ACC = 7  # prefill workers: busy time this step of heads that have left
+W_ACC = 7  # prefill workers: busy time in step W_ASTEP of heads that have left
 N_WF = 8
 # qi rows (int64 per request place in the pool)
 Q_ING, Q_TIE, Q_STATE, Q_P, Q_D = 0, 1, 2, 3, 4
@@ -215,7 +216,7 @@ def new_state(
     i8, f8 = np.int64, np.float64
     cap = max(int(capacity), 16)
     wi = np.zeros((N_WI, n_workers), i8)
-    wi[[W_HEAD, W_TAIL, W_PCAL, W_PNEXT, W_PPREV]] = -1
+    wi[[W_HEAD, W_TAIL, W_PCAL, W_PNEXT, W_PPREV, W_ASTEP]] = -1
     wf = np.zeros((N_WF, n_workers), f8)
     wf[W_HSTART] = np.inf
     qi = np.zeros((N_QI, cap), i8)

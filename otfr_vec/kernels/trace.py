@@ -9,6 +9,8 @@ Written only when ``pr.tracing`` is set (one branch per site when it is not).
   before the policy's timers and the prices: what the router observes there (busy
   fractions, health, the bandwidth the price sees, engine metrics) and, to check it, the
   state it must have reached (load counts, symptom charges, the previous step's prices);
+  a policy without the price keeps no prefill busy fractions, so the step kernel writes
+  those into the next step's row at a step's end;
 - per event (``tr_e``, in the order they happened): every decision (time, group, home
   pod, tie start, draws, the load counts and decoding sequences it saw, the chosen
   worker) and every outcome charged to a worker (time, kind, leg latency, RIF, draws).
@@ -49,7 +51,8 @@ def trace_step(tr_s, tr_n, s, t0, wi, qi, wf, count, health, f_price, pr):
     tr_s[s, S_T] = t0
     for j in range(nw):
         o = 1 + j
-        tr_s[s, o + S_BUSY * nw] = wf[W_BUSY, j]
+        if pr.price_on or j >= pr.n_prefill:  # (else the step kernel wrote it)
+            tr_s[s, o + S_BUSY * nw] = wf[W_BUSY, j]
         tr_s[s, o + S_HEALTH * nw] = health[j]
         tr_s[s, o + S_COUNT * nw] = count[j]
         tr_s[s, o + S_QUEUE * nw] = fifo_len(wi, qi, j)
