@@ -34,6 +34,23 @@ def _bucket(x, lo, scale, n):
     return 0
 
 
+@kernel
+def insertion_sort(a, n, budget):
+    """Sort ``a[:n]`` in place by insertion, stopping once it has made more than
+    ``budget`` element moves; returns the budget left (negative: ``a`` is unsorted)."""
+    for k in range(1, n):
+        v = a[k]
+        i = k
+        while i > 0 and a[i - 1] > v:
+            a[i] = a[i - 1]
+            i -= 1
+        a[i] = v
+        budget -= k - i
+        if budget < 0:
+            return budget
+    return budget
+
+
 @alloc_kernel
 def bucket_order(t, lo, hi):
     """The stable ascending order of ``t`` (a permutation of ``range(t.size)``), for
@@ -114,18 +131,7 @@ def sort_spread(x, lo, hi):
             j = _bucket(seg[k], c_lo, f, m)
             tmp[fine[j]] = seg[k]
             fine[j] += 1
-        budget = MOVES_PER_ITEM * m
-        for k in range(1, m):
-            v = tmp[k]
-            i = k
-            while i > 0 and tmp[i - 1] > v:
-                tmp[i] = tmp[i - 1]
-                i -= 1
-            tmp[i] = v
-            budget -= k - i
-            if budget < 0:
-                break
-        if budget < 0:  # bunched values: a comparison sort of this bucket instead
+        if insertion_sort(tmp, m, MOVES_PER_ITEM * m) < 0:  # bunched: a comparison sort
             seg[:] = np.sort(seg)
         else:
             seg[:] = tmp[:m]

@@ -16,6 +16,7 @@ request is routed (as prequal-rs does).
 """
 
 from ..jit import kernel
+from ..order import insertion_sort
 from ..structs import OUT_SUCCESS
 from .common import index_of
 
@@ -49,24 +50,12 @@ def init(pg_i):
 
 
 @kernel
-def sort_prefix(a, n):
-    """Insertion sort of ``a[:n]`` (n is small: at most the ring or sample size)."""
-    for k in range(1, n):
-        x = a[k]
-        m = k
-        while m > 0 and a[m - 1] > x:
-            a[m] = a[m - 1]
-            m -= 1
-        a[m] = x
-
-
-@kernel
 def median_at(pw_i, pw_f, pg_f, kn, j, b):
     n = pw_i[2 * b, j]
     s = int(kn[K_LAT_N])
     for k in range(n):
         pg_f[SCRATCH, k] = pw_f[b * s + k, j]
-    sort_prefix(pg_f[SCRATCH], n)
+    insertion_sort(pg_f[SCRATCH], n, n * n)  # (n is small: the ring or sample size)
     h = n // 2
     if n % 2:
         return pg_f[SCRATCH, h]
