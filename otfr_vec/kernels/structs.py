@@ -37,7 +37,7 @@ W_PNEXT, W_PPREV = 7, 8  # links within that bucket
 W_ASTEP = 9  # prefill workers: the step W_ACC belongs to (-1: none yet)
 N_WI = 10
 # wf rows (float64 per worker)
-W_BUSY = 0  # compute busy fraction of the last step
+W_BUSY = 0  # compute busy fraction of the last step (prefill: kept only where a price reads it)
 W_UTIL = 1  # its EWMA
 W_TOUT, W_FAIL, W_OUTC = 2, 3, 4  # time-decayed timeout, failure and outcome charges
 W_PI = 5  # risk price after the locational blend
