@@ -35,6 +35,27 @@ def _bucket(x, lo, scale, n):
 
 
 @kernel
+def _offsets(x, lo, scale, nb, start):
+    """``start[:nb + 1]``: where each of the ``nb`` buckets of ``x`` begins, in bucket
+    order (and ``start[nb]`` = ``x.size``)."""
+    start[: nb + 1] = 0
+    for k in range(x.size):
+        start[_bucket(x[k], lo, scale, nb) + 1] += 1
+    for j in range(nb):
+        start[j + 1] += start[j]
+
+
+@kernel
+def _scatter(x, lo, scale, nb, pos, out):
+    """``x`` into ``out`` by bucket, keeping their order within a bucket; ``pos``: each
+    bucket's start, advanced past what it received."""
+    for k in range(x.size):
+        j = _bucket(x[k], lo, scale, nb)
+        out[pos[j]] = x[k]
+        pos[j] += 1
+
+
+@kernel
 def insertion_sort(a, n, budget):
     """Sort ``a[:n]`` in place by insertion, stopping once it has made more than
     ``budget`` element moves; returns the budget left (negative: ``a`` is unsorted)."""
@@ -62,7 +83,7 @@ def bucket_order(t, lo, hi):
     scale = n / (hi - lo) if hi > lo else 0.0
     start = np.zeros(n + 1, np.int64)
     b = np.empty(n, np.int64)
-    for k in range(n):
+    for k in range(n):  # (as _offsets, keeping each bucket for the scatter of indices)
         j = _bucket(t[k], lo, scale, n)
         b[k] = j
         start[j + 1] += 1
@@ -99,22 +120,15 @@ def sort_spread(x, lo, hi):
         return out
     nc = max(1, n // LEAF)
     scale = nc / (hi - lo) if hi > lo else 0.0
-    start = np.zeros(nc + 1, np.int64)
-    for k in range(n):
-        start[_bucket(x[k], lo, scale, nc) + 1] += 1
-    for j in range(nc):
-        start[j + 1] += start[j]
-    pos = start[:nc].copy()
-    for k in range(n):
-        j = _bucket(x[k], lo, scale, nc)
-        out[pos[j]] = x[k]
-        pos[j] += 1
+    start = np.empty(nc + 1, np.int64)
+    _offsets(x, lo, scale, nc, start)
+    _scatter(x, lo, scale, nc, start[:nc].copy(), out)
     width = (hi - lo) / nc if hi > lo else 0.0
     most = 0
     for c in range(nc):
         most = max(most, start[c + 1] - start[c])
     tmp = np.empty(most, x.dtype)
-    fine = np.zeros(most + 1, np.int64)
+    fine = np.empty(most + 1, np.int64)
     for c in range(nc):
         a, m = start[c], start[c + 1] - start[c]
         if m < 2:
@@ -122,15 +136,8 @@ def sort_spread(x, lo, hi):
         seg = out[a : a + m]
         c_lo = lo + c * width
         f = m / width if width > 0.0 else 0.0
-        fine[: m + 1] = 0
-        for k in range(m):
-            fine[_bucket(seg[k], c_lo, f, m) + 1] += 1
-        for j in range(m):
-            fine[j + 1] += fine[j]
-        for k in range(m):
-            j = _bucket(seg[k], c_lo, f, m)
-            tmp[fine[j]] = seg[k]
-            fine[j] += 1
+        _offsets(seg, c_lo, f, m, fine)  # the same two passes, within the bucket
+        _scatter(seg, c_lo, f, m, fine, tmp)
         if insertion_sort(tmp, m, MOVES_PER_ITEM * m) < 0:  # bunched: a comparison sort
             seg[:] = np.sort(seg)
         else:
