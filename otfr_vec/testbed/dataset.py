@@ -31,7 +31,7 @@ import xarray as xr
 from omegaconf import OmegaConf
 
 from .. import __version__
-from ..kernels.structs import HIST_BINS, HIST_LO, HIST_PER_DECADE
+from ..kernels.structs import HIST_BINS, HIST_PER_DECADE, LOG10_HIST_LO
 from ..metrics import METRICS, SERIES, count_metrics
 from ..results import scheduler_coords, variable_attrs, window_means
 from .router import OUTCOME
@@ -66,7 +66,7 @@ def _hist(x: np.ndarray) -> np.ndarray:
     x = x[np.isfinite(x)]
     b = np.zeros(x.size, np.int64)
     pos = x > 0
-    b[pos] = np.floor((np.log10(x[pos]) - np.log10(HIST_LO)) * HIST_PER_DECADE).astype(np.int64)
+    b[pos] = np.floor((np.log10(x[pos]) - LOG10_HIST_LO) * HIST_PER_DECADE).astype(np.int64)
     np.add.at(h, np.clip(b, 0, HIST_BINS - 1), 1)
     return h
 
