@@ -1,6 +1,7 @@
 """The only caller of the kernels: build the scenario, allocate state, run, collect.
 
-A run advances every scheduler block by block (``BLOCK_S`` simulated seconds each) over
+A run advances every scheduler block by block (``BLOCK_S`` simulated seconds each, less
+on a cluster with many arrivals per second: :func:`block_steps`) over
 the same scenario arrays: one workload, one degradation, one label draw (common random
 numbers). The blocks come in spans of ``SPAN_BLOCKS``: the engine generates a span's
 arrivals and degradation rows, then each scheduler runs the span's blocks in turn (its
@@ -44,7 +45,13 @@ from .scenario.health import Faults, make_faults, make_labels
 from .scenario.layout import Layout, make_layout
 from .scenario.workload import Stream, make_workload
 
-BLOCK_S = 1.0  # simulated seconds per kernel call (pool growth granularity)
+BLOCK_S = 1.0  # simulated seconds per kernel call (pool growth granularity) ...
+# ... halved until a call expects at most this many arrivals: the pool holds room for one
+# call's arrivals on top of those in flight, so on a large cluster a shorter call keeps it
+# (and its growth by doubling) near what is alive at once: 65,536 workers at 262,144
+# requests/s call every 0.25 s, a 4x smaller pool; the default run is not affected
+CALL_ARRIVALS = 1 << 16
+POOL_START = 1024  # request places a scheduler's pool starts with (it doubles as needed)
 # blocks one scheduler runs before the next takes its turn (progress granularity): 16
 # schedulers taking turns every block ran 1.5x slower than one after the other, each
 # evicting the others' state from the caches; a span of arrivals is held anyway (the
@@ -54,9 +61,13 @@ SPAN_LEAD = 1  # on threads, spans a scheduler may run ahead of the slowest (_pi
 SPAN_VALUES = 1 << 18  # at most this many per-step factors (steps x pods) in one span
 
 
-def block_steps(dt: float) -> int:
-    """Steps per kernel call (one block of ``BLOCK_S``)."""
-    return max(1, int(round(BLOCK_S / dt)))
+def block_steps(dt: float, rate: float = 0.0) -> int:
+    """Steps per kernel call at ``rate`` requests/s: one block of ``BLOCK_S``, halved
+    until it expects at most ``CALL_ARRIVALS`` arrivals. Results do not depend on it."""
+    steps = max(1, int(round(BLOCK_S / dt)))
+    while steps > 1 and rate * steps * dt > CALL_ARRIVALS:
+        steps = (steps + 1) // 2
+    return steps
 
 
 def span_blocks(block_steps: int, n_pods: int) -> int:
@@ -357,7 +368,7 @@ def run(
         s: make_params(cfg, s, sc, check, incremental, bindings[s], route, trace > 0)
         for s in scheds
     }
-    states = {s: start_state(lay, sc.n_win, 1024, params[s], bindings[s]) for s in scheds}
+    states = {s: start_state(lay, sc.n_win, POOL_START, params[s], bindings[s]) for s in scheds}
     records = {s: params_record(params[s]) for s in scheds}  # what the kernels receive
     no_ticks = np.zeros((1, lay.n_workers))
     scratch = {s: (np.zeros(lay.n_workers), np.zeros(lay.n_pods)) for s in scheds}
@@ -368,7 +379,7 @@ def run(
     fault_ids = np.flatnonzero(np.isfinite(sc.faults.down_start)).astype(np.int64)
     stream = Stream(sc.workload, draws=any(p.hooks for p in params.values()))
     dt = cfg.sim.dt
-    block = block_steps(dt)
+    block = block_steps(dt, sc.rate)
     span = block * span_blocks(block, lay.n_pods)
 
     def spans():

@@ -4,12 +4,12 @@ allocated, and the ceiling past which it is refused (``sim.memory_limit``).
 A run's memory follows requests in flight and time-series windows, not steps: the
 request pool of each scheduler grows to the requests alive at once (Little's law: the
 arrival rate times how long a request lives), the series are ``windows x pods`` per
-scheduler, labels are ``refreshes x workers``, and the workload is generated in blocks of
-``BLOCK_S`` seconds. Per-step values are only ever held for one engine span (a few
-blocks, at most ``engine.SPAN_VALUES`` factors; on several threads ``1 +
-engine.SPAN_LEAD`` spans, each span's arrivals with it) or one post-processing chunk. The estimate
-adds every part as if all were alive at the peak, so it errs high; ``tests/test_memory.py``
-checks it against the peak RSS of real runs.
+scheduler, labels are ``refreshes x workers``, and the workload is generated in blocks
+(``scenario.workload.block_length``). Per-step values are only ever held for one engine
+span (a few blocks, at most ``engine.SPAN_VALUES`` factors; on several threads ``1 +
+engine.SPAN_LEAD`` spans, each span's arrivals with it) or one post-processing chunk. The
+estimate adds every part as if all were alive at the peak, so it errs high;
+``tests/test_memory.py`` checks it against the peak RSS of real runs.
 
 The sizes of the kernel state are not restated here: they are measured from
 :func:`otfr_vec.kernels.structs.new_state` itself, so a field added there is counted.
@@ -22,12 +22,11 @@ import os
 from functools import lru_cache
 from typing import NamedTuple
 
-from .engine import BLOCK_S as ENGINE_BLOCK_S
 from .engine import SPAN_LEAD, block_steps, span_blocks
 from .kernels.structs import new_state
 from .results import CHUNK_VALUES
 from .scenario.layout import prefill_per_pod
-from .scenario.workload import BLOCK_S, make_workload
+from .scenario.workload import make_workload
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -133,7 +132,7 @@ def estimate(cfg) -> Estimate:
     rate_key = _rate_key(cfg.workload)
     n_win = math.ceil(sim.duration / sim.window - 1e-9)
     n_ref = math.ceil(sim.duration / cfg.health.refresh) + 1
-    steps = block_steps(sim.dt)
+    steps = block_steps(sim.dt, rate)
     units = n_pods if cfg.health.granularity == "pod" else n_workers
     sz = _state_sizes()
     # a request lives at most its deadline plus its decode; the pool also holds one engine
@@ -141,7 +140,7 @@ def estimate(cfg) -> Estimate:
     lives = sim.timeout + mean_out * cfg.service.tpot
     if sim.timeout_scope == "e2e":
         lives = sim.timeout
-    places = 2 * (rate * (ENGINE_BLOCK_S + lives) + 1024)
+    places = 2 * (rate * (steps * sim.dt + lives) + 1024)
     series = n_win * n_pods * 8
     held = 1 + SPAN_LEAD  # spans of inputs held at once on several threads (one on one)
     parts = [
@@ -159,7 +158,7 @@ def estimate(cfg) -> Estimate:
         ),
         Part(
             "arrival blocks",
-            held * rate * BLOCK_S * ARRIVAL_BYTES + trace_rows * TRACE_ROW_BYTES,
+            held * rate * workload.block_s * ARRIVAL_BYTES + trace_rows * TRACE_ROW_BYTES,
             rate_key,
         ),
         Part(

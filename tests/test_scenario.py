@@ -7,7 +7,13 @@ from otfr_vec import make_config
 from otfr_vec.scenario.degradation import make_degradation
 from otfr_vec.scenario.health import make_faults, make_labels
 from otfr_vec.scenario.layout import make_layout
-from otfr_vec.scenario.workload import BLOCK_S, Stream, SyntheticWorkload
+from otfr_vec.scenario.workload import (
+    BLOCK_ARRIVALS,
+    BLOCK_S,
+    Stream,
+    SyntheticWorkload,
+    block_length,
+)
 
 BASE = [
     "cluster.pods=8",
@@ -104,6 +110,24 @@ def test_worker_granularity_labels_only_the_faulty_worker():
     labels = make_labels(cfg, layout, make_degradation(cfg), faults)
     down = np.flatnonzero(np.isfinite(faults.down_start))
     assert labels[10].sum() == 1 and labels[10, down[0]] == 1
+
+
+def test_workload_blocks_shorten_only_at_high_rates():
+    """10 s blocks up to BLOCK_ARRIVALS expected requests (every grid of sweeps/ keeps
+    its draws); above, a power-of-two fraction of 10 s that expects at most that many."""
+    assert block_length(BLOCK_ARRIVALS / BLOCK_S) == BLOCK_S
+    for rate in (BLOCK_ARRIVALS / BLOCK_S * 1.01, 262_144.0, 3e6):
+        b = block_length(rate)
+        k = np.log2(BLOCK_S / b)
+        assert k == int(k) >= 1 and rate * b <= BLOCK_ARRIVALS < 2 * rate * b, rate
+    cfg = make_config(["workload.rate=262144", "sim.seed=3"])
+    w = SyntheticWorkload(cfg, 512)
+    assert w.block_s == 0.625
+    blk = w.block(5)
+    assert np.all((blk.arrival >= 5 * 0.625) & (blk.arrival < 6 * 0.625))
+    assert len(blk) == pytest.approx(262144 * 0.625, rel=0.01)
+    got = Stream(w).until(2.0)  # four blocks, not a 10 s one
+    assert got.arrival.max() < 2.5 and len(got) == pytest.approx(262144 * 2.5, rel=0.01)
 
 
 def test_workload_blocks_are_reproducible_and_poisson():

@@ -615,6 +615,14 @@ def sort_ends(qi, qf, nbuf, key):
         k = m
 
 
+@inline_kernel
+def held_by(qi, i, x):
+    """Does request ``i`` hold worker ``x`` (queued, transferring or decoding there)?"""
+    q = qi[Q_STATE, i]
+    on_p = qi[Q_P, i] == x and (q == PQ or q == DWAIT or q == TX)
+    return q != FREE and (on_p or (qi[Q_D, i] == x and q >= DWAIT))
+
+
 @kernel
 def is_late(wi, wf, qi, qf, pr, i, t, t1):
     """Has request ``i`` missed the deadline ``t`` (in the step ending at ``t1``) under
@@ -744,21 +752,27 @@ def advance(
             if down == wi[W_DOWN, x]:
                 continue
             wi[W_DOWN, x] = down
-            if down:
+            if down:  # what it holds fails in arrival order (not in pool order: results
+                # do not depend on how the pool grew, so the engine may size it freely)
+                m = 0
                 for i in range(qi.shape[1]):
-                    q = qi[Q_STATE, i]
-                    on_p = qi[Q_P, i] == x and (q == PQ or q == DWAIT or q == TX)
-                    if q != FREE and (on_p or (qi[Q_D, i] == x and q >= DWAIT)):
-                        detach(
-                            wi, wf, count, g_dirty, qi, qf, ctr, cal, pcal, pr, pod, i, t0, s,
-                            t0,
+                    if held_by(qi, i, x):
+                        qi[BUF_ID, m] = i
+                        qf[BUF_T, m] = qi[Q_SEQ, i]
+                        m += 1
+                sort_buffer(qi, qf, m)  # (detaching one request can start the transfer
+                for c in range(m):  # of another, which still holds x: the set is fixed)
+                    i = qi[BUF_ID, c]
+                    detach(
+                        wi, wf, count, g_dirty, qi, qf, ctr, cal, pcal, pr, pod, i, t0, s,
+                        t0,
+                    )  # fmt: skip
+                    resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, False, w)
+                    if pr.hooks:
+                        charge_policy(
+                            pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i,
+                            kn, i, OUT_FAILURE, t0, tr_e, tr_n,
                         )  # fmt: skip
-                        resolve_bad(wf, qi, ctr, cnt, win, ts, pod, i, False, w)
-                        if pr.hooks:
-                            charge_policy(
-                                pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i,
-                                kn, i, OUT_FAILURE, t0, tr_e, tr_n,
-                            )  # fmt: skip
         # 2. prices and base scores
         moved = False  # did any health value change this step?
         if pr.health == HEALTH_TRUTH:

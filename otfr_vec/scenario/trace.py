@@ -53,7 +53,7 @@ import pandas as pd
 from ..config.validate import MAX_TOKENS, TOKEN_BOUND
 from ..errors import QUOTE_LIMIT, ConfigError, clip
 from . import rng
-from .workload import BLOCK_S, Requests, _finish
+from .workload import Requests, _finish, block_length
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "traces"
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
@@ -298,10 +298,11 @@ class TraceWorkload:
             capacity = n_prefill * cfg.service.prefill_tokens_per_s / self.window.prompt.mean()
             self.window = trace_window(wl, rate=wl.trace_load * capacity)
         self.rate = self.window.arrival.size / self.window.period  # while the trace plays
+        self.block_s = block_length(self.rate)
 
     def block(self, b: int) -> Requests:
-        """Arrivals in ``[b, b + 1) * BLOCK_S``: copy ``k`` of the window starts at ``k P``."""
-        w, lo, hi = self.window, b * BLOCK_S, (b + 1) * BLOCK_S
+        """Arrivals in ``[b, b + 1) * block_s``: copy ``k`` of the window starts at ``k P``."""
+        w, lo, hi = self.window, b * self.block_s, (b + 1) * self.block_s
         k_last = int(hi // w.period) if self.cfg.workload.trace_loop else 0
         ks = np.arange(min(int(lo // w.period), k_last + 1), k_last + 1, dtype=np.float64)
         t = (ks[:, None] * w.period + w.arrival[None, :]).ravel()

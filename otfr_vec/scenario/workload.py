@@ -1,8 +1,10 @@
 """Request arrivals: synthetic distributions, drawn block by block.
 
-The workload is generated in fixed blocks of ``BLOCK_S`` simulated seconds, each from its
-own seeded stream, so memory stays bounded by one block whatever the run length, and a
-block's requests do not depend on ``sim.dt`` or on how the engine slices the run.
+The workload is generated in fixed blocks of ``BLOCK_S`` simulated seconds (fewer where
+that many seconds would hold more than ``BLOCK_ARRIVALS`` requests: :func:`block_length`),
+each from its own seeded stream, so memory stays bounded by one block whatever the run
+length, and a block's requests do not depend on ``sim.dt`` or on how the engine slices
+the run.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ from ..kernels.order import sort_spread
 from ..kernels.structs import N_U
 from . import rng
 
-BLOCK_S = 10.0  # simulated seconds of arrivals per generated block
+BLOCK_S = 10.0  # simulated seconds of arrivals per generated block ...
+# ... halved until a block expects at most this many (26,214 requests/s and below keep
+# 10 s: every grid of sweeps/; 65,536 workers at load 0.8 draw 0.625 s blocks, 16x less
+# memory, and a short run no longer draws seconds of arrivals past its end)
+BLOCK_ARRIVALS = 1 << 18
 TIE_RANGE = 2**31  # tie-break draws are uniform integers in [0, TIE_RANGE)
 
 
@@ -41,6 +47,16 @@ class Requests(NamedTuple):
 
     def __len__(self) -> int:  # type: ignore[override]
         return self.arrival.size
+
+
+def block_length(rate: float) -> float:
+    """Seconds per workload block at ``rate`` requests/s: ``BLOCK_S`` halved until a
+    block expects at most ``BLOCK_ARRIVALS`` (a power-of-two fraction: block edges are
+    exact). A block's requests depend on the rate through it, never on ``sim.dt``."""
+    b = BLOCK_S
+    while rate * b > BLOCK_ARRIVALS and b > BLOCK_S / 2**30:
+        b /= 2
+    return b
 
 
 def offered_rate(cfg, n_prefill: int) -> float:
@@ -86,13 +102,14 @@ class SyntheticWorkload:
     def __init__(self, cfg, n_prefill: int):
         self.cfg = cfg
         self.rate = offered_rate(cfg, n_prefill)
+        self.block_s = block_length(self.rate)
 
     def block(self, b: int) -> Requests:
-        wl, seed = self.cfg.workload, self.cfg.sim.seed
+        wl, seed, span = self.cfg.workload, self.cfg.sim.seed, self.block_s
         g = rng.generator(seed, rng.WORKLOAD, b)
-        n = g.poisson(self.rate * BLOCK_S)
-        lo = b * BLOCK_S  # sorted in O(n): the same array as np.sort's
-        arrival = sort_spread(lo + g.random(n) * BLOCK_S, lo, lo + BLOCK_S)
+        n = g.poisson(self.rate * span)
+        lo = b * span  # sorted in O(n): the same array as np.sort's
+        arrival = sort_spread(lo + g.random(n) * span, lo, lo + span)
         prompt = draw_sizes(g, wl.prompt_dist, wl.prompt_mean, wl.prompt_sigma, wl.prompt_max, n)
         output = draw_sizes(g, wl.output_dist, wl.output_mean, wl.output_sigma, wl.output_max, n)
         return _finish(g, arrival, prompt, output, self.cfg.cluster.pods)
@@ -128,7 +145,7 @@ class Stream:
         """All not-yet-served arrivals; guaranteed to include every one before ``horizon``."""
         parts = [self.pending]
         seed = self.workload.cfg.sim.seed
-        while self.next_block * BLOCK_S < horizon:
+        while self.next_block * self.workload.block_s < horizon:
             req = self.workload.block(self.next_block)
             n = len(req)
             u = policy_draws(seed, self.next_block, n) if self.draws else np.zeros((n, 0))
