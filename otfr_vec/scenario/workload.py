@@ -75,7 +75,8 @@ def draw_sizes(g: np.random.Generator, dist: str, mean: float, sigma: float, cap
         x = g.exponential(mean, n)
     else:  # lognormal with the given mean: mu = ln(mean) - sigma^2 / 2
         x = g.lognormal(np.log(mean) - 0.5 * sigma**2, sigma, n)
-    return np.clip(np.rint(x), 1.0, max(1.0, np.floor(cap)))
+    np.rint(x, out=x)  # in place: no temporaries (fresh pages cost as much as the draws)
+    return np.clip(x, 1.0, max(1.0, np.floor(cap)), out=x)
 
 
 def _finish(g: np.random.Generator, arrival, prompt, output, n_pods: int) -> Requests:
@@ -108,8 +109,11 @@ class SyntheticWorkload:
         wl, seed, span = self.cfg.workload, self.cfg.sim.seed, self.block_s
         g = rng.generator(seed, rng.WORKLOAD, b)
         n = g.poisson(self.rate * span)
-        lo = b * span  # sorted in O(n): the same array as np.sort's
-        arrival = sort_spread(lo + g.random(n) * span, lo, lo + span)
+        lo = b * span
+        t = g.random(n)
+        t *= span
+        t += lo  # lo + u * span, in place
+        arrival = sort_spread(t, lo, lo + span)  # sorted in O(n): the same array as np.sort's
         prompt = draw_sizes(g, wl.prompt_dist, wl.prompt_mean, wl.prompt_sigma, wl.prompt_max, n)
         output = draw_sizes(g, wl.output_dist, wl.output_mean, wl.output_sigma, wl.output_max, n)
         return _finish(g, arrival, prompt, output, self.cfg.cluster.pods)
@@ -151,8 +155,11 @@ class Stream:
             u = policy_draws(seed, self.next_block, n) if self.draws else np.zeros((n, 0))
             parts.append(Requests(*tuple(req)[:-1], u))  # not _replace: __len__ is overridden
             self.next_block += 1
-        if len(parts) > 1:  # copy only when a block was added (not at every call)
+        parts = [p for p in parts if len(p)]
+        if len(parts) > 1:  # copy only when there is something to join
             self.pending = Requests.concat(parts)
+        elif parts:
+            self.pending = parts[0]
         return self.pending
 
     def consume(self, n: int) -> None:
