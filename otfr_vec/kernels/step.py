@@ -752,16 +752,19 @@ def advance(
             if down == wi[W_DOWN, x]:
                 continue
             wi[W_DOWN, x] = down
-            if down:  # what it holds fails in arrival order (not in pool order: results
-                # do not depend on how the pool grew, so the engine may size it freely)
+            if down:
+                # what it holds fails in arrival order, not in pool order, so results do
+                # not depend on how the pool grew. The set is fixed before any detach:
+                # detaching one request can only start another's transfer, and that one
+                # still holds x
                 m = 0
                 for i in range(qi.shape[1]):
                     if held_by(qi, i, x):
                         qi[BUF_ID, m] = i
                         qf[BUF_T, m] = qi[Q_SEQ, i]
                         m += 1
-                sort_buffer(qi, qf, m)  # (detaching one request can start the transfer
-                for c in range(m):  # of another, which still holds x: the set is fixed)
+                sort_buffer(qi, qf, m)
+                for c in range(m):
                     i = qi[BUF_ID, c]
                     detach(
                         wi, wf, count, g_dirty, qi, qf, ctr, cal, pcal, pr, pod, i, t0, s,
