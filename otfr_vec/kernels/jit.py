@@ -9,8 +9,11 @@ reductions must be bit-reproducible.
 With it, every non-inlined call increfs and decrefs each array argument (an atomic
 operation each), which was 38 % of a default run's samples; the kernels never allocate
 and never return an array, and every array they touch belongs to the engine, which
-outlives the call. The few that allocate (a sort's scratch, a recount) are
-``alloc_kernel``; Numba refuses to compile an allocation in a ``kernel``.
+outlives the call. A kernel compiles what it calls under its own flags, so everything
+:func:`.step.advance` reaches is allocation-free: the sorts and the invariant check
+work in scratch rows of the state. Numba refuses to compile an allocation in a
+``kernel``; the two sorts the Python side calls (:mod:`.order`), which return new
+arrays, are ``alloc_kernel``.
 
 ``inline_kernel`` is a ``kernel`` that Numba copies into each caller (``inline="always"``)
 instead of calling: a call passes every array as its data pointer, shape, strides and

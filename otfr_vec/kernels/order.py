@@ -72,25 +72,52 @@ def insertion_sort(a, n, budget):
     return budget
 
 
-@alloc_kernel
-def bucket_order(t, lo, hi):
-    """The stable ascending order of ``t`` (a permutation of ``range(t.size)``), for
-    times expected in ``[lo, hi)``; any other time (or ``hi <= lo``) only costs speed."""
+@kernel
+def _before(t, a, b):
+    """Does index ``a`` come before ``b`` in the stable order of ``t``?"""
+    return t[a] < t[b] or (t[a] == t[b] and a < b)
+
+
+@kernel
+def _sift_down(t, order, root, end):
+    while True:
+        c = 2 * root + 1
+        if c >= end:
+            return
+        if c + 1 < end and _before(t, order[c], order[c + 1]):
+            c += 1
+        if not _before(t, order[root], order[c]):
+            return
+        order[root], order[c] = order[c], order[root]
+        root = c
+
+
+@kernel
+def heap_order(t, order, n):
+    """Sort the indices ``order[:n]`` by ``(t[i], i)``, in place: the stable order of
+    ``t`` whatever order they start in, in O(n log n) without scratch."""
+    for root in range(n // 2 - 1, -1, -1):
+        _sift_down(t, order, root, n)
+    for end in range(n - 1, 0, -1):
+        order[0], order[end] = order[end], order[0]
+        _sift_down(t, order, 0, end)
+
+
+@kernel
+def bucket_order_into(t, lo, hi, order, start):
+    """``order[:t.size]``: the stable ascending order of ``t`` (a permutation of
+    ``range(t.size)``), for times expected in ``[lo, hi)``; any other time (or ``hi <=
+    lo``) only costs speed. ``start``: scratch for the buckets' starts (one bucket per
+    time where it holds ``t.size + 1``, fewer otherwise). Allocates nothing, so the step
+    kernel calls it without Numba's runtime."""
     n = t.size
-    order = np.empty(n, np.int64)
     if n == 0:
-        return order
-    scale = n / (hi - lo) if hi > lo else 0.0
-    start = np.zeros(n + 1, np.int64)
-    b = np.empty(n, np.int64)
-    for k in range(n):  # (as _offsets, keeping each bucket for the scatter of indices)
-        j = _bucket(t[k], lo, scale, n)
-        b[k] = j
-        start[j + 1] += 1
-    for j in range(n):
-        start[j + 1] += start[j]
+        return
+    nb = max(1, min(n, start.size - 1))
+    scale = nb / (hi - lo) if hi > lo else 0.0
+    _offsets(t, lo, scale, nb, start)
     for k in range(n):  # counting sort by bucket: stable
-        j = b[k]
+        j = _bucket(t[k], lo, scale, nb)
         order[start[j]] = k
         start[j] += 1
     budget = MOVES_PER_ITEM * n
@@ -104,7 +131,15 @@ def bucket_order(t, lo, hi):
         order[m] = o
         budget -= k - m
         if budget < 0:  # bunched times: a comparison sort instead
-            return np.argsort(t, kind="mergesort")
+            heap_order(t, order[:n], n)
+            return
+
+
+@alloc_kernel
+def bucket_order(t, lo, hi):
+    """:func:`bucket_order_into` into a new array."""
+    order = np.empty(t.size, np.int64)
+    bucket_order_into(t, lo, hi, order, np.empty(t.size + 1, np.int64))
     return order
 
 

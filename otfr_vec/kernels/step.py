@@ -20,27 +20,31 @@ Step ``s`` covers ``[t0, t1) = [s*dt, (s+1)*dt)``. In order:
 The policy acts at the seams of :mod:`.policy.hooks`: its timers before step 2's base
 scores, its pick at every decision, its outcome hook whenever a request resolves.
 Those calls are made from :func:`advance` itself, and only for policies that have hooks:
-a call's array arguments are reference-counted on every call (atomics), so the
-per-request helpers keep the few arrays the study's schedulers need, return what
-happened (an outcome, or that a decision is due), and :func:`advance` does the rest.
+a call passes every array argument as five machine words, so the per-request helpers
+keep the few arrays the study's schedulers need, return what happened (an outcome, or
+that a decision is due), and :func:`advance` does the rest.
 
-Nothing here allocates results, draws random numbers or raises: the engine
-(:mod:`otfr_vec.engine`) prepares every input and reads every output. Helpers take the
-state arrays they touch explicitly (see :mod:`.structs` for why).
+Nothing here allocates (so nothing is reference-counted: see :mod:`.jit`), draws random
+numbers or raises: the engine (:mod:`otfr_vec.engine`) prepares every input and reads
+every output. Helpers take the state arrays they touch explicitly (see :mod:`.structs`
+for why).
 """
 
 import numpy as np
 
 from .containers import cal_push, cal_remove, fifo_push, fifo_remove, pcal_push, pcal_remove
-from .jit import alloc_kernel, inline_kernel, kernel
-from .order import bucket_order
+from .jit import inline_kernel, kernel
+from .order import bucket_order_into
 from .policy.hooks import policy_choose, policy_outcome, policy_refresh, policy_routed
 from .scoring import choose, mark, update_prices
 from .structs import (
     ARRIVED,
     ARRIVED_M,
+    BUF_AUX,
     BUF_ID,
+    BUF_ORD,
     BUF_T,
+    BUF_TF,
     COMPLETED,
     COMPLETED_M,
     DEC,
@@ -106,6 +110,8 @@ from .structs import (
     W_ACC,
     W_ASTEP,
     W_BUSY,
+    W_CHK,
+    W_CHKTX,
     W_DEC,
     W_DOWN,
     W_FAIL,
@@ -552,7 +558,7 @@ def advance_transfers(wi, qi, qf, ctr, pr, pod, f_now, t0, t1):
     return nbuf
 
 
-@alloc_kernel
+@kernel
 def sort_buffer(qi, qf, nbuf):
     """Sort the buffered (time, id) events by time, in place and stably (ties keep
     buffer order).
@@ -562,9 +568,19 @@ def sort_buffer(qi, qf, nbuf):
     """
     if nbuf > 256:  # large clusters: O(n) expected, the same order as a stable argsort
         t = qf[BUF_T, :nbuf]
-        order = bucket_order(t, t.min(), t.max())
-        qi[BUF_ID, :nbuf] = qi[BUF_ID, :nbuf][order]
-        qf[BUF_T, :nbuf] = qf[BUF_T, :nbuf][order]
+        lo, hi = np.inf, -np.inf
+        for k in range(nbuf):
+            lo = min(lo, t[k])
+            hi = max(hi, t[k])
+        order, ids, tf = qi[BUF_ORD, :nbuf], qi[BUF_ID, :nbuf], qf[BUF_TF, :nbuf]
+        bucket_order_into(t, lo, hi, order, qi[BUF_AUX])
+        aux = qi[BUF_AUX, :nbuf]
+        for k in range(nbuf):
+            aux[k] = ids[order[k]]
+            tf[k] = t[order[k]]
+        for k in range(nbuf):
+            ids[k] = aux[k]
+            t[k] = tf[k]
         return
     for k in range(1, nbuf):
         t = qf[BUF_T, k]
@@ -595,7 +611,7 @@ def take_due(cal, qi, qf, s):
     return nbuf
 
 
-@alloc_kernel
+@kernel
 def sort_ends(qi, qf, nbuf, key):
     """Order the buffered events by (time, ``qi[key]``): stable, so equal keys keep
     buffer order (prefill ends: by worker, as a pass over workers in index order)."""
@@ -638,13 +654,14 @@ def is_late(wi, wf, qi, qf, pr, i, t, t1):
     return s != DEC
 
 
-@alloc_kernel
+@kernel
 def check_invariants(wi, wf, load, qi, qf, ctr, cnt, pr, s):
     """Conservation and non-negativity; the first violating step is kept in ``ctr``."""
     in_flight = qi.shape[1] - ctr[N_FREE]
     ok = cnt[ARRIVED] == cnt[COMPLETED] + cnt[TIMED_OUT] + cnt[FAILED] + in_flight
-    count = np.zeros(pr.n_workers, np.int64)  # recount what every worker holds
-    ntx = np.zeros(pr.n_workers, np.int64)
+    count, ntx = wi[W_CHK], wi[W_CHKTX]  # recount what every worker holds
+    count[:] = 0
+    ntx[:] = 0
     n_active = 0
     for i in range(qi.shape[1]):
         q = qi[Q_STATE, i]
@@ -676,7 +693,7 @@ def check_invariants(wi, wf, load, qi, qf, ctr, cnt, pr, s):
             ctr[ERR_STEP] = s
 
 
-@alloc_kernel
+@kernel
 def advance(
     wi,
     wf,

@@ -35,7 +35,8 @@ W_DOWN = 5
 W_PCAL = 6  # the step its head's prefill ends in (its bucket), -1: none
 W_PNEXT, W_PPREV = 7, 8  # links within that bucket
 W_ASTEP = 9  # prefill workers: the step W_ACC belongs to (-1: none yet)
-N_WI = 10
+W_CHK, W_CHKTX = 10, 11  # scratch of the invariant check (sim.check): a recount
+N_WI = 12
 # wf rows (float64 per worker)
 W_BUSY = 0  # compute busy fraction of the last step (prefill: kept only where a price reads it)
 W_UTIL = 1  # its EWMA
@@ -53,7 +54,8 @@ Q_WIN = 9  # arrival window, -1 if outside the measured window
 FREE_IDS, TX_IDS, BUF_ID = 10, 11, 12  # free stack, active transfers, per-step scratch
 Q_RIF_P, Q_RIF_D = 13, 14  # the prefill / decode worker's load when the request was routed
 Q_CAL = 15  # while decoding: the step whose decode ends hold it (its calendar bucket)
-N_QI = 16
+BUF_ORD, BUF_AUX = 16, 17  # scratch of the buffer's sort (its order, the buckets' starts)
+N_QI = 18
 # qf rows (float64 per request place)
 Q_ARR, Q_PROMPT, Q_OUT = 0, 1, 2
 Q_REM = 3  # KV bytes left to send, during the transfer (a prefill's end is timed instead)
@@ -62,7 +64,8 @@ Q_END = 5  # the FIFO head's prefill end, then the last token
 BUF_T = 6  # per-step scratch: event times
 Q_TD = 7  # when the decode decision was made (prefill end): start of the decode leg
 Q_U = 8  # first of the request's policy draws kept for later (decode decision, outcomes)
-N_QF = Q_U + 8
+BUF_TF = Q_U + 8  # scratch of the buffer's sort (the times in order)
+N_QF = BUF_TF + 1
 # the per-request policy draws (``Requests.u`` columns, uniforms in [0, 1)): four for the
 # prefill decision, four for the decode decision, two per worker for outcome-driven draws
 U_PREFILL, U_DECODE, U_OUT_P, U_OUT_D, N_U = 0, 4, 8, 10, 12
