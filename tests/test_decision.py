@@ -82,3 +82,34 @@ def test_tree_min_and_rebuild():
     base[:] = 0.0  # a new step's prices
     tree_build(tree, 0, 37, count, 0.25, base)
     assert tree_min(tree, 0, 37) == count.min() * 0.25
+
+
+def test_deep_trees_match_the_full_scan():
+    """Trees of 2 to 5 levels, every top-level width: the same target as the full scan
+    and the same range minima, while counts rise and fall as a router's do."""
+    rng = np.random.default_rng(7)
+    for n in (9, 63, 64, 65, 100, 511, 512, 513, 1024, 4097):
+        lo = 3
+        pods = max(1, n // 16)
+        k = n // pods
+        n = pods * k
+        count = rng.integers(0, 3, lo + n)
+        base = rng.choice(BASES, lo + n)
+        pod = np.concatenate([np.zeros(lo, np.int64), np.repeat(np.arange(pods), k)])
+        tree = np.zeros(tree_size(n))
+        tree_build(tree, lo, lo + n, count, 0.5, base)
+        for _ in range(300):
+            home, start = rng.integers(0, pods), rng.integers(0, 10**6)
+            path = rng.choice([0.0, 0.2, 1.0])
+            full = argmin_score(lo, lo + n, count, 0.5, base, pod, home, path, start)
+            got = tree_argmin(tree, lo, lo + n, lo + home * k, lo + (home + 1) * k, path, start)
+            assert got == full, (n, home, start, path)
+            a, b = sorted(rng.integers(0, n + 1, 2))
+            v = count[lo:] * 0.5 + base[lo:]
+            assert tree_min(tree, a, b) == (v[a:b].min() if b > a else np.inf), (n, a, b)
+            count[full] += 1
+            tree_set(tree, lo, count, 0.5, base, full)
+            j = lo + rng.integers(0, n)
+            if count[j] > 0:
+                count[j] -= 1
+                tree_set(tree, lo, count, 0.5, base, j)
