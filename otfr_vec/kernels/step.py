@@ -687,6 +687,8 @@ def check_invariants(wi, wf, load, qi, qf, ctr, cnt, pr, s):
     for p in range(pr.n_prefill):  # a head (and only a head) waits for a later step's end
         has = wi[W_HEAD, p] >= 0
         ok = ok and has == (wi[W_PCAL, p] > s) and has == (wf[W_HSTART, p] < np.inf)
+    count[:] = 0  # the scratch left as an unchecked run leaves it: a check changes no state
+    ntx[:] = 0
     if not ok:
         ctr[ERR] += 1
         if ctr[ERR_STEP] < 0:
