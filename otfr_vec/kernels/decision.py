@@ -31,12 +31,13 @@ import numpy as np
 from .jit import inline_kernel, kernel
 
 
-def _shape(n: int) -> tuple[int, int]:
+@kernel
+def _shape(n):
     """(``8 ** (D - 1)``, ``c``) of the tree over ``n`` targets."""
     p = 1
     while 8 * p < n:
         p *= 8
-    return p, max(1, -(-n // p))
+    return p, max(1, (n + p - 1) // p)
 
 
 def tree_size(n: int) -> int:
@@ -45,14 +46,20 @@ def tree_size(n: int) -> int:
     return 16 + 8 * c * (p - 1) // 7
 
 
+@inline_kernel
+def _min8(tree, b):
+    """Minimum of the eight siblings ``tree[b : b + 8]``."""
+    v = tree[b]
+    for q in range(1, 8):
+        v = min(v, tree[b + q])
+    return v
+
+
 @kernel
 def tree_build(tree, lo, hi, count, scale, base):
     """The shape, every leaf from ``count`` and ``base``, then every inner node: O(N)."""
     n = hi - lo
-    p = 1
-    while 8 * p < n:
-        p *= 8
-    c = max(1, (n + p - 1) // p)
+    p, c = _shape(n)
     k = 14 - c
     first = 16 - c + c * (p - 1) // 7
     size = c * p
@@ -62,11 +69,7 @@ def tree_build(tree, lo, hi, count, scale, base):
     for i in range(size):
         tree[first + i] = count[lo + i] * scale + base[lo + i] if i < n else np.inf
     for y in range(first - 1, 15 - c, -1):  # inner nodes, after their children
-        b = 8 * (y - k)
-        v = tree[b]
-        for q in range(1, 8):
-            v = min(v, tree[b + q])
-        tree[y] = v
+        tree[y] = _min8(tree, 8 * (y - k))
 
 
 @inline_kernel
@@ -76,10 +79,7 @@ def tree_set(tree, lo, count, scale, base, j):
     y = int(tree[1]) + j - lo
     tree[y] = count[j] * scale + base[j]
     while y >= 16:  # below the top level
-        b = y & -8  # y and its siblings
-        v = tree[b]
-        for q in range(1, 8):
-            v = min(v, tree[b + q])
+        v = _min8(tree, y & -8)  # y and its siblings
         y = (y >> 3) + k
         if tree[y] == v:
             break  # ancestors above are unchanged too
