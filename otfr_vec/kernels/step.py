@@ -33,6 +33,7 @@ for why).
 import numpy as np
 
 from .containers import cal_push, cal_remove, fifo_push, fifo_remove, pcal_push, pcal_remove
+from .hist import hist_bin
 from .jit import inline_kernel, kernel
 from .order import bucket_order_into
 from .policy.hooks import policy_choose, policy_outcome, policy_refresh, policy_routed
@@ -65,10 +66,7 @@ from .structs import (
     H_TTFT,
     HEALTH_LABELS,
     HEALTH_TRUTH,
-    HIST_BINS,
-    HIST_PER_DECADE,
     LABEL_ROW,
-    LOG10_HIST_LO,
     N_DEC,
     N_FREE,
     N_TX,
@@ -135,10 +133,7 @@ NO_OUTCOME, NEEDS_DECODE = -1, 3
 
 @inline_kernel
 def hist_add(hist, row, x):
-    b = 0
-    if x > 0.0:
-        b = int(np.floor((np.log10(x) - LOG10_HIST_LO) * HIST_PER_DECADE))
-    hist[row, min(max(b, 0), HIST_BINS - 1)] += 1
+    hist[row, hist_bin(x)] += 1
 
 
 @inline_kernel

@@ -31,7 +31,7 @@ import xarray as xr
 from omegaconf import OmegaConf
 
 from .. import __version__
-from ..kernels.structs import HIST_BINS, HIST_PER_DECADE, LOG10_HIST_LO
+from ..kernels.hist import hist_of
 from ..metrics import METRICS, SERIES, count_metrics
 from ..results import scheduler_coords, variable_attrs, window_means
 from .router import OUTCOME
@@ -62,13 +62,7 @@ REQUEST_VARS = {
 
 def _hist(x: np.ndarray) -> np.ndarray:
     """The kernel's latency histogram (``hist_add``) of the values ``x``."""
-    h = np.zeros(HIST_BINS, np.int64)
-    x = x[np.isfinite(x)]
-    b = np.zeros(x.size, np.int64)
-    pos = x > 0
-    b[pos] = np.floor((np.log10(x[pos]) - LOG10_HIST_LO) * HIST_PER_DECADE).astype(np.int64)
-    np.add.at(h, np.clip(b, 0, HIST_BINS - 1), 1)
-    return h
+    return hist_of(np.ascontiguousarray(x, dtype=np.float64))
 
 
 def _windows(t: np.ndarray, window: float, n_win: int) -> np.ndarray:
