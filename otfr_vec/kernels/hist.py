@@ -17,6 +17,7 @@ most one threshold, and the bin is the slice's first bin plus one if ``x`` reach
 threshold. The tables are module constants that Numba compiles into the kernels.
 """
 
+import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
@@ -30,8 +31,7 @@ _SHIFT = 52 - MANT_BITS
 
 
 @intrinsic
-def _bits(typingctx, x):
-    """The IEEE-754 bit pattern of a float64, as an int64 (no memory round trip)."""
+def _bitcast(typingctx, x):
     if x != types.float64:
         return None
 
@@ -39,6 +39,19 @@ def _bits(typingctx, x):
         return builder.bitcast(args[0], ir.IntType(64))
 
     return types.int64(types.float64), codegen
+
+
+if numba.config.DISABLE_JIT:  # the kernels as plain Python (an intrinsic cannot run there)
+
+    def _bits(x):
+        return int(np.float64(x).view(np.int64))
+
+else:
+
+    @inline_kernel
+    def _bits(x):
+        """The IEEE-754 bit pattern of a float64, as an int64 (no memory round trip)."""
+        return _bitcast(x)
 
 
 @kernel
