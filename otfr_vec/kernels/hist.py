@@ -4,7 +4,7 @@ The bins are log-spaced (:data:`.structs.HIST_PER_DECADE` per decade from
 :data:`.structs.HIST_LO` seconds): the bin of ``x > 0`` is
 ``floor((log10(x) - log10(HIST_LO)) * HIST_PER_DECADE)``, clamped to the bin range
 (:func:`hist_bin_log`, the definition). Two completions a request cost two logarithms,
-7 % of a join-shortest-queue run's samples (benchmarks/PROFILE.md, tenth round).
+7 % of a join-shortest-queue run's samples (benchmarks/PROFILE.md, ninth round).
 
 The bin is a non-decreasing function of ``x``, so it is fixed by the smallest double at
 which each bin starts. :func:`_thresholds` finds those by bisection over the bit
