@@ -2,8 +2,8 @@
 # Regenerate every result of the study (R1-R10) from scratch: the six grids, the
 # mechanism run, the benchmarks and the report.    make paper   (or FRESH=1 make paper)
 # Runtime from scratch on the 2-core development machine (Intel Xeon): 6 min 47 s, of
-# which 5 min 58 s the six grids (5 seeds each; peak RSS 738 MiB, at commit aaba176)
-# (sweeps/recipes.md per result); 12 min 16 s on a 2-core AMD EPYC VM whose kernels run
+# which 5 min 58 s the six grids (5 seeds each), peak RSS 738 MiB (commit aaba176;
+# sweeps/recipes.md per result); 12 min 16 s on a 2-core AMD EPYC VM whose kernels run
 # 1.4x slower (measured before the prefill-end calendar, benchmarks/PROFILE.md).
 # Stores resume: an interrupted `make paper` continues where it stopped; FRESH=1 first
 # deletes outputs/paper.
