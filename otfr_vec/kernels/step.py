@@ -791,7 +791,7 @@ def advance(
                             kn, i, OUT_FAILURE, t0, tr_e, tr_n,
                         )  # fmt: skip
         # 2. prices and base scores
-        moved = False  # did any health value change this step?
+        moved = False  # did any health value (or, below, a policy term) change this step?
         if pr.health == HEALTH_TRUTH:
             for j in range(pr.n_workers):
                 bad = 1.0 if f_now[pod[j]] < pr.threshold or wi[W_DOWN, j] != 0 else 0.0
@@ -810,12 +810,14 @@ def advance(
         if pr.tracing:
             trace_step(tr_s, tr_n, s, t0, wi, qi, wf, count, health, f_price, pr)
         if pr.hooks:  # the policy's timers, before the step's base scores
-            policy_refresh(
+            if policy_refresh(
                 pr, t0, wi, qi, wf, count, base, g_dirty, pod, health, pw_i, pw_f, pg_i, pg_f, kn,
                 ctr, u_tick, tick0,
-            )  # fmt: skip
-        # without price or policy term a base is lambda_f * health: it moves with health only
-        if pr.price_on or pr.has_extra or moved:
+            ):  # fmt: skip
+                moved = True
+        # without the price a base is lambda_f * health + the policy's term, which moves
+        # only where the policy rebases it itself (common.rebase) or its timers say so
+        if pr.price_on or moved:
             update_prices(wf, base, g_dirty, pr, pod, pod_n, f_price, health, pod_sum, pw_f)
         if pr.price_on:
             for q in range(pr.n_pods):  # the blend keeps pod means: mean pi = mean raw price

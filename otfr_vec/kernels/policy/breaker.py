@@ -59,12 +59,15 @@ def outcome(pr, pod, wf, base, g_dirty, health, pw_i, pw_f, pg_i, kn, j, kind, t
 @kernel
 def refresh(pr, pw_i, pw_f, pg_i, kn, t0):
     """Open breakers whose time is up become half-open (before the step's base scores
-    are computed, so the penalty is gone from this step on)."""
+    are computed, so the penalty is gone from this step on); returns whether any did."""
     if pg_i[META, M_OPEN] == 0:
-        return
+        return False
+    any_half = False
     for j in range(pr.n_workers):
         if pw_i[STATE, j] == OPEN and t0 - pw_f[T_STATE, j] >= kn[K_OPEN_S]:
             pw_i[STATE, j] = HALF
             pw_f[T_STATE, j] = t0
             pw_f[EXTRA, j] = 0.0
             pg_i[META, M_OPEN] -= 1
+            any_half = True
+    return any_half

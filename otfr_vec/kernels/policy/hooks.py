@@ -59,15 +59,16 @@ def policy_refresh(
 ):
     """Timers due at the step start ``t0``. A timer fires at the first step start at or
     after ``k * tick`` (once per step, however many ticks a long step spans); tick
-    ``k``'s draws are row ``k - tick0`` of ``u_tick``."""
+    ``k``'s draws are row ``k - tick0`` of ``u_tick``. Returns True where a policy term
+    (``pw_f[EXTRA]``) changed without its worker's base score being recomputed: the
+    step's base scores must then be (otherwise a policy without the price keeps them)."""
     if pr.policy == BREAKER:
-        breaker.refresh(pr, pw_i, pw_f, pg_i, kn, t0)
-        return
+        return breaker.refresh(pr, pw_i, pw_f, pg_i, kn, t0)
     if pr.tick <= 0.0:
-        return
+        return False
     k = ctr[NEXT_TICK]
     if t0 < k * pr.tick:
-        return
+        return False
     last = k
     while (last + 1) * pr.tick <= t0:
         last += 1
@@ -81,6 +82,7 @@ def policy_refresh(
     elif pr.policy == WRR:
         wrr_orca.rebuild(pr, pw_f, pg_i, pg_f, kn, t0, u_tick, row)
     ctr[NEXT_TICK] = last + 1
+    return pr.policy == EPP  # a scrape rewrites every worker's term; envoy_od rebases its own
 
 
 @kernel
