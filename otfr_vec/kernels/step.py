@@ -83,7 +83,6 @@ from .structs import (
     Q_OUT,
     Q_P,
     Q_PROMPT,
-    Q_REM,
     Q_RIF_D,
     Q_RIF_P,
     Q_SEQ,
@@ -102,7 +101,11 @@ from .structs import (
     TS_FAIL,
     TS_ROUTED,
     TX,
+    TX_D,
     TX_IDS,
+    TX_P,
+    TX_REM,
+    TX_T,
     U_DECODE,
     U_PREFILL,
     W_ACC,
@@ -157,22 +160,29 @@ def add_busy(wi, wf, p, s, x):
 def start_tx(wi, qi, qf, ctr, pr, i, t):
     qi[Q_STATE, i] = TX
     qf[Q_T, i] = t
-    qf[Q_REM, i] = qf[Q_PROMPT, i] * pr.kv_bytes
     n = ctr[N_TX]
     qi[TX_IDS, n] = i
     qi[Q_TXPOS, i] = n
+    qi[TX_P, n] = qi[Q_P, i]
+    qi[TX_D, n] = qi[Q_D, i]
+    qf[TX_REM, n] = qf[Q_PROMPT, i] * pr.kv_bytes
+    qf[TX_T, n] = t
     ctr[N_TX] = n + 1
     wi[W_NTX, qi[Q_P, i]] += 1
     wi[W_NTX, qi[Q_D, i]] += 1
 
 
 @kernel
-def tx_remove(wi, qi, ctr, i):
+def tx_remove(wi, qi, qf, ctr, i):
     n = ctr[N_TX] - 1
     k = qi[Q_TXPOS, i]
     last = qi[TX_IDS, n]
     qi[TX_IDS, k] = last
     qi[Q_TXPOS, last] = k
+    qi[TX_P, k] = qi[TX_P, n]
+    qi[TX_D, k] = qi[TX_D, n]
+    qf[TX_REM, k] = qf[TX_REM, n]
+    qf[TX_T, k] = qf[TX_T, n]
     ctr[N_TX] = n
     wi[W_NTX, qi[Q_P, i]] -= 1
     wi[W_NTX, qi[Q_D, i]] -= 1
@@ -231,7 +241,7 @@ def detach(wi, wf, count, g_dirty, qi, qf, ctr, cal, pcal, pr, pod, i, t, step, 
         add_count(count, g_dirty, pr, pod, d, -1)
         add_count(count, g_dirty, pr, pod, p, -1)
     elif s == TX:
-        tx_remove(wi, qi, ctr, i)
+        tx_remove(wi, qi, qf, ctr, i)
         add_count(count, g_dirty, pr, pod, p, -1)
         release_slot(wi, wf, count, g_dirty, qi, qf, ctr, pr, pod, d, False, t)
     elif s == FTWAIT or s == DEC:
@@ -538,18 +548,18 @@ def advance_transfers(wi, qi, qf, ctr, pr, pod, f_now, t0, t1):
     """Advance every KV transfer over the step; return how many ended (in the buffer)."""
     nbuf = 0
     for k in range(ctr[N_TX]):
-        i = qi[TX_IDS, k]
-        p = qi[Q_P, i]
-        d = qi[Q_D, i]
+        p = qi[TX_P, k]
+        d = qi[TX_D, k]
         rate = min(pr.bw0 * f_now[pod[p]] / wi[W_NTX, p], pr.bw0 * f_now[pod[d]] / wi[W_NTX, d])
-        start = max(t0, qf[Q_T, i])
+        start = max(t0, qf[TX_T, k])
         avail = t1 - start
-        if qf[Q_REM, i] <= rate * avail:
-            qf[BUF_T, nbuf] = start + qf[Q_REM, i] / rate
-            qi[BUF_ID, nbuf] = i
+        rem = qf[TX_REM, k]
+        if rem <= rate * avail:
+            qf[BUF_T, nbuf] = start + rem / rate
+            qi[BUF_ID, nbuf] = qi[TX_IDS, k]
             nbuf += 1
         else:
-            qf[Q_REM, i] -= rate * avail
+            qf[TX_REM, k] = rem - rate * avail
     return nbuf
 
 
@@ -670,7 +680,7 @@ def check_invariants(wi, wf, load, qi, qf, ctr, cnt, pr, s):
         if q == TX:
             ntx[qi[Q_P, i]] += 1
             ntx[qi[Q_D, i]] += 1
-        if q == TX and qf[Q_REM, i] < 0.0:
+        if q == TX and qf[TX_REM, qi[Q_TXPOS, i]] < 0.0:
             ok = False
     n_dec = 0
     for i in range(qi.shape[1]):
@@ -923,7 +933,7 @@ def advance(
             sort_buffer(qi, qf, nbuf)
             for k in range(nbuf):
                 i = qi[BUF_ID, k]
-                tx_remove(wi, qi, ctr, i)
+                tx_remove(wi, qi, qf, ctr, i)
                 add_count(count, g_dirty, pr, pod, qi[Q_P, i], -1)  # the KV left the prefill worker
                 fin = qf[BUF_T, k]
                 got = first_token(wi, wf, qi, qf, ctr, cal, pr, i, fin, s)

@@ -55,17 +55,22 @@ FREE_IDS, TX_IDS, BUF_ID = 10, 11, 12  # free stack, active transfers, per-step 
 Q_RIF_P, Q_RIF_D = 13, 14  # the prefill / decode worker's load when the request was routed
 Q_CAL = 15  # while decoding: the step whose decode ends hold it (its calendar bucket)
 BUF_ORD, BUF_AUX = 16, 17  # scratch of the buffer's sort (its order, the buckets' starts)
-N_QI = 18
+# the active transfers, by place k in the list (column k, k < ctr[N_TX], beside TX_IDS):
+# prefill and decode worker, so the per-step pass over transfers reads these rows in order
+# rather than each request's pool column
+TX_P, TX_D = 18, 19
+N_QI = 20
 # qf rows (float64 per request place)
 Q_ARR, Q_PROMPT, Q_OUT = 0, 1, 2
-Q_REM = 3  # KV bytes left to send, during the transfer (a prefill's end is timed instead)
+TX_REM = 3  # by list place k, as TX_P: KV bytes the transfer still has to send
 Q_T = 4  # when it joined its queue / started its transfer / got its first token
 Q_END = 5  # the FIFO head's prefill end, then the last token
 BUF_T = 6  # per-step scratch: event times
 Q_TD = 7  # when the decode decision was made (prefill end): start of the decode leg
 Q_U = 8  # first of the request's policy draws kept for later (decode decision, outcomes)
 BUF_TF = Q_U + 8  # scratch of the buffer's sort (the times in order)
-N_QF = BUF_TF + 1
+TX_T = BUF_TF + 1  # by list place k, as TX_P: when the transfer started
+N_QF = TX_T + 1
 # the per-request policy draws (``Requests.u`` columns, uniforms in [0, 1)): four for the
 # prefill decision, four for the decode decision, two per worker for outcome-driven draws
 U_PREFILL, U_DECODE, U_OUT_P, U_OUT_D, N_U = 0, 4, 8, 10, 12
