@@ -156,7 +156,7 @@ def add_busy(wi, wf, p, s, x):
     wf[W_ACC, p] += x
 
 
-@kernel
+@inline_kernel
 def start_tx(wi, qi, qf, ctr, pr, i, t):
     qi[Q_STATE, i] = TX
     qf[Q_T, i] = t
@@ -172,7 +172,7 @@ def start_tx(wi, qi, qf, ctr, pr, i, t):
     wi[W_NTX, qi[Q_D, i]] += 1
 
 
-@kernel
+@inline_kernel
 def tx_remove(wi, qi, qf, ctr, i):
     n = ctr[N_TX] - 1
     k = qi[Q_TXPOS, i]
@@ -188,7 +188,7 @@ def tx_remove(wi, qi, qf, ctr, i):
     wi[W_NTX, qi[Q_D, i]] -= 1
 
 
-@kernel
+@inline_kernel
 def admit_next(wi, qi, qf, ctr, pr, d, t):
     """Give free slots of decode worker ``d`` to its waiters, FIFO, from time ``t``."""
     while wi[W_HEAD, d] >= 0 and wi[W_SLOTS, d] < pr.slots and wi[W_DOWN, d] == 0:
@@ -207,7 +207,7 @@ def free_request(qi, ctr, i):
     ctr[N_FREE] = n + 1
 
 
-@kernel
+@inline_kernel
 def release_slot(wi, wf, count, g_dirty, qi, qf, ctr, pr, pod, d, decoding, t):
     if decoding:
         wi[W_DEC, d] -= 1
@@ -274,7 +274,7 @@ def charge_success(wf, qi, i):
         wf[W_OUTC, qi[Q_D, i]] += 1.0
 
 
-@kernel
+@inline_kernel
 def charge_policy(
     pr, pod, wf, base, g_dirty, health, qi, qf, pw_i, pw_f, pg_i, kn, i, kind, t, tr_e, tr_n
 ):
@@ -319,7 +319,7 @@ def record_done(qi, qf, ctr, cnt, hist, lat_sum, i, ft, end):
     free_request(qi, ctr, i)
 
 
-@kernel
+@inline_kernel
 def first_token(wi, wf, qi, qf, ctr, cal, pr, i, fin, s):
     """The KV transfer of ``i`` ended at ``fin`` (in step ``s``): decide its fate and
     start decoding. Returns OUT_SUCCESS when a success was charged, else NO_OUTCOME."""
@@ -351,7 +351,7 @@ def first_token(wi, wf, qi, qf, ctr, cal, pr, i, fin, s):
     return charged
 
 
-@kernel
+@inline_kernel
 def prefill_done(
     wi, wf, count, base, g_min, g_dirty, qi, qf, ctr, cnt, win, ts, hist, lat_sum, pr, pod, i, t, w
 ):
@@ -378,7 +378,7 @@ def prefill_done(
     return to_decode(wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, pr, pod, i, d, t, w)
 
 
-@kernel
+@inline_kernel
 def to_decode(wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, pr, pod, i, d, t, w):
     """Send ``i`` (prefill ended at ``t``) to decode worker ``d``: reserve a slot and start
     its KV transfer, or queue it for a slot. Returns an OUT_* kind or NO_OUTCOME."""
@@ -408,7 +408,7 @@ def to_decode(wi, wf, count, g_dirty, qi, qf, ctr, cnt, win, ts, pr, pod, i, d, 
     return NO_OUTCOME
 
 
-@kernel
+@inline_kernel
 def arrive(
     wi, wf, count, base, g_min, g_dirty, qi, qf, ctr, cnt, win, ts, dl_i, dl_t, pr, pod,
     a, prompt, out, ing, tie_p, tie_d, w, pcal, s,

@@ -14,7 +14,7 @@ A policy's state lives in arrays it declares (``pw_i``, ``pw_f`` per worker, ``p
 (four per decision, two per outcome and worker, one per worker and timer tick).
 """
 
-from ..jit import kernel
+from ..jit import inline_kernel, kernel
 from ..scoring import choose
 from ..structs import NEXT_TICK
 from . import breaker, envoy_od, epp, p2c_lc, peak_ewma, prequal, wrr_orca
@@ -85,7 +85,7 @@ def policy_refresh(
     return pr.policy == EPP  # a scrape rewrites every worker's term; envoy_od rebases its own
 
 
-@kernel
+@inline_kernel
 def policy_choose(
     pr, g, lo, hi, scale, home, start, t, u0, u1, u2, u3,
     count, base, g_min, g_dirty, pod, wi, wf, health, pw_i, pw_f, pg_i, pg_f, kn,
@@ -107,13 +107,13 @@ def policy_choose(
     return choose(count, base, g_min, g_dirty, pr, pod, g, lo, hi, scale, home, start)
 
 
-@kernel
+@inline_kernel
 def policy_routed(pr, j, pg_i, kn):
     if pr.policy == PREQUAL:
         prequal.routed(pg_i, kn, 0 if j < pr.n_prefill else 1, j)
 
 
-@kernel
+@inline_kernel
 def policy_outcome(
     pr, j, kind, latency, rif, t, u_a, u_b,
     pod, wf, base, g_dirty, health, pw_i, pw_f, pg_i, kn,
