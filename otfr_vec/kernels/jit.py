@@ -20,13 +20,13 @@ instead of calling: a call passes every array as its data pointer, shape, stride
 two more words, so a per-request helper that takes ten arrays and does a few loads pays
 more for the call than for its work. The per-request phases (``arrive``,
 ``prefill_done``, ``to_decode``, ``first_token``, the transfer and slot helpers,
-``charge_policy``) and the policy dispatch (``policy_choose``, ``policy_routed``,
-``policy_outcome``) are inline: with reference counts gone, that took 12-16 % off the
-study's five and 25-40 % off the production policies (benchmarks/PROFILE.md, eleventh
-round; with them, in earlier rounds, it had made ``advance`` slower). Only helpers where
-a timed run got faster are inline: the route (``scoring.choose``), the fault and timeout
-paths and the once-per-step passes gained nothing, and every inline copy lengthens the
-first compile (about 1.5 s more for ``advance``).
+``charge_policy``), the policy dispatch (``policy_choose``, ``policy_routed``,
+``policy_outcome``) and the route (``scoring.choose``) are inline: with reference counts
+gone, that took 12-16 % off the study's five and 25-40 % off the production policies
+(benchmarks/PROFILE.md, eleventh round; with them, in earlier rounds, it had made
+``advance`` slower). Only helpers where a timed run got faster are inline: the fault and
+timeout paths and the once-per-step passes gained nothing, and every inline copy
+lengthens the first compile (about 1.5 s more for ``advance``).
 """
 
 import hashlib

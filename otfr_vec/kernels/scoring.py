@@ -11,7 +11,7 @@ mechanisms add their own terms through the hooks of :mod:`.policy.hooks`.
 import numpy as np
 
 from .decision import tree_argmin, tree_build, tree_set
-from .jit import kernel
+from .jit import inline_kernel, kernel
 from .structs import W_BUSY, W_FAIL, W_OUTC, W_PI, W_TOUT, W_UTIL
 
 # the routing caches, by ``Params.tree``:
@@ -136,7 +136,7 @@ def mark(g_dirty, pr, pod, j):
     g_dirty[g, 0] = n + 1
 
 
-@kernel
+@inline_kernel
 def choose(count, base, g_min, g_dirty, pr, pod, g, lo, hi, scale, home, start):
     """Route among workers ``[lo, hi)`` (group ``g``: 0 prefill, 1 decode) by the
     study's score, through the run's routing cache (or a full scan, ``incremental=0``);
