@@ -46,6 +46,28 @@ def test_tree_matches_full_scan_and_pod_minima(n_pods, k, data):
                 g_dirty[0, pod[j]] = 1
 
 
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 700), seed=st.integers(0, 2**32 - 1))
+def test_tree_set_keeps_the_tree_a_rebuild_gives(n, seed):
+    """Leaves that rise, fall or stay (ties, held minima), up to four levels: after every
+    refresh the whole tree equals one built from scratch."""
+    g = np.random.default_rng(seed)
+    lo = int(g.integers(0, 4))
+    count = g.integers(0, 3, lo + n)
+    base = g.choice(np.array(BASES), lo + n)
+    tree, fresh = np.zeros(tree_size(n)), np.zeros(tree_size(n))
+    tree_build(tree, lo, lo + n, count, 0.5, base)
+    for _ in range(200):
+        j = lo + int(g.integers(0, n))
+        if g.random() < 0.5:
+            count[j] = max(0, count[j] + int(g.integers(-1, 2)))
+        else:
+            base[j] = g.choice(np.array(BASES))
+        tree_set(tree, lo, count, 0.5, base, j)
+        tree_build(fresh, lo, lo + n, count, 0.5, base)
+        assert np.array_equal(tree, fresh)
+
+
 def test_every_tied_target_can_win_by_start():
     """All equal: the winner is exactly ``lo + start % n`` (home pod or not)."""
     n, lo = 12, 5
