@@ -28,7 +28,7 @@ sweep: $(STAMP)  ## the main job: the severity grid (r x every scheduler x 5 see
 report: $(STAMP)  ## figures and REPORT.md from the stores in outputs/ (into outputs/report; ARGS="--use severity=PATH" picks among candidates)
 	$(BIN)/python -m otfr_vec.report $(wildcard outputs/*.zarr) --out outputs/report $(ARGS)
 
-paper: $(STAMP)  ## every result R1-R10 into outputs/paper (7-12 min on 2 cores; resumes; FRESH=1 starts from scratch)
+paper: $(STAMP)  ## every result R1-R10 into outputs/paper (5-12 min on 2 cores; resumes; FRESH=1 starts from scratch; POLICIES=all: all 16 in every grid, into outputs/paper-all)
 	PY=$(BIN)/python bash sweeps/paper.sh
 
 run: $(STAMP)  ## simulate the default scenario (32 x 32 workers, r = 0.10) for all five schedulers
