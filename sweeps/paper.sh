@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Regenerate every result of the study (R1-R10) from scratch: the six grids, the
 # mechanism run, the benchmarks and the report.    make paper   (or FRESH=1 make paper)
-# Runtime from scratch on the 2-core development machine (Intel Xeon): 6 min 47 s, of
-# which 5 min 58 s the six grids (5 seeds each), peak RSS 738 MiB (commit aaba176;
-# sweeps/recipes.md per result); 12 min 16 s on a 2-core AMD EPYC VM whose kernels run
-# 1.4x slower (measured before the prefill-end calendar, benchmarks/PROFILE.md).
-# Stores resume: an interrupted `make paper` continues where it stopped; FRESH=1 first
-# deletes outputs/paper.
+# Runtime from scratch on the 2-core development machine (Intel Xeon): 7 min 01 s with
+# the install, of which 5 min 38 s the six grids (5 seeds each), peak RSS 1,005 MiB
+# (commit 96938cc; sweeps/recipes.md per result); 12 min 16 s on a 2-core AMD EPYC VM
+# whose kernels run 1.4x slower (measured before the prefill-end calendar,
+# benchmarks/PROFILE.md). Stores resume: an interrupted `make paper` continues where it
+# stopped; FRESH=1 first deletes the output folder ($OUT: outputs/paper).
 # POLICIES=all runs every registered policy in every grid (by default the grids run the
 # study's five, the severity grid all 16 and the telemetry grid seven), into
-# outputs/paper-all unless OUT says otherwise: 10 min 00 s from scratch on the same
-# machine (the grids 548 s, peak RSS 957 MiB; commit 7111d8d).
+# outputs/paper-all unless OUT says otherwise: 10 min 00 s on the same machine with an
+# empty outputs folder and kernel cache, the install not counted (the grids 548 s, peak
+# RSS 957 MiB; commit 7111d8d).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
