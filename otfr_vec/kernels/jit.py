@@ -36,6 +36,8 @@ from pathlib import Path
 import numba
 from numba import njit
 
+from . import inline_copies
+
 
 def _cache_dir() -> str:
     """Numba's on-disk cache, in a folder named by a hash of every kernel source file.
@@ -62,6 +64,7 @@ def _cache_dir() -> str:
 
 
 numba.config.CACHE_DIR = _cache_dir()  # before any @njit below registers its cache
+inline_copies.install()  # a faster first compile of the inline kernels, same machine code
 
 JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
 
