@@ -4,11 +4,19 @@ The sweep never cares where its workers come from: a LocalCluster of processes s
 the machine (the default), an existing scheduler (``dask=address``), batch jobs through
 dask-jobqueue (``dask=slurm``, ``pbs``, ...), or no Dask at all (``dask=serial``, where
 ``client`` is None). Whatever starts here is closed here, on success or error.
+
+Inside :func:`keep` (the sweep's command line opens one around Hydra), a cluster that
+served a sweep to its end stays up for the next sweep of the same ``dask`` settings in
+the process: ``python -m otfr_vec.sweep -m +grid=severity,telemetry`` starts its workers
+once, and they import otfr_vec and load the compiled kernels once. A sweep that stopped
+on an error closes its cluster; the scope closes the rest when it ends.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 import logging
 import os
 import signal
@@ -27,6 +35,9 @@ JOBQUEUE = {
     "oar": "OARCluster",
 }
 KINDS = ("serial", "local", "address", *JOBQUEUE)
+_kept: dict | None = None  # inside keep(): the dask settings (JSON) -> (cluster, client)
+_served: dict[int, list] = {}  # id(client) -> [order started, sweeps served before this one]
+_started = itertools.count()
 
 
 def usable_cores() -> int:
@@ -140,6 +151,9 @@ def announce(client, dask_cfg) -> None:
         what = f"{len(workers)} workers, {sum(workers.values())} threads"
     else:
         what = "no worker yet (waiting for them to connect)"
+    n = _served.get(id(client), [0, 0])[1]
+    if n:
+        what += f", kept from the {n} sweep{'s' if n > 1 else ''} before"
     print(f"dask: {what}; dashboard {dashboard(client)}", flush=True)
 
 
@@ -215,22 +229,64 @@ class Watch:
 
 @contextlib.contextmanager
 def connect(dask_cfg):
-    """Yield a ``distributed.Client`` for ``dask_cfg`` (None for ``dask=serial``)."""
+    """Yield a ``distributed.Client`` for ``dask_cfg`` (None for ``dask=serial``).
+
+    Closed on leaving, unless inside :func:`keep` and the body ended without an error:
+    then it is kept for the next ``connect`` with the same settings.
+    """
     check(dask_cfg)
     if dask_cfg.cluster == "serial":
         yield None
         return
-    cluster, client = _start(dask_cfg)
+    key = _key(dask_cfg)
+    pair = _kept.pop(key, None) if _kept is not None else None
+    if pair is None or pair[1].status != "running":
+        if pair is not None:
+            _close(*pair)
+        pair = _start(dask_cfg)
+        _served[id(pair[1])] = [next(_started), 0]
+    else:
+        _served[id(pair[1])][1] += 1
+    done = False
     try:
-        yield client
+        yield pair[1]
+        done = True
     finally:
-        # closing kills workers still running a cell (after a stop): expected, not news
-        logging.getLogger("distributed").setLevel(logging.ERROR)
+        if done and _kept is not None and pair[1].status == "running":
+            _kept[key] = pair
+        else:
+            _close(*pair)
+
+
+@contextlib.contextmanager
+def keep():
+    """A scope in which :func:`connect` reuses a cluster across sweeps; closes them at its end."""
+    global _kept
+    outer, _kept = _kept, {}
+    try:
+        yield
+    finally:
+        pairs, _kept = list(_kept.values()), outer
+        # the last started first: each client restores the dask config it found
+        for pair in sorted(pairs, key=lambda p: _served[id(p[1])][0], reverse=True):
+            _close(*pair)
+
+
+def _key(dask_cfg) -> str:
+    from omegaconf import OmegaConf
+
+    return json.dumps(OmegaConf.to_container(dask_cfg, resolve=True), sort_keys=True)
+
+
+def _close(cluster, client) -> None:
+    _served.pop(id(client), None)
+    # closing kills workers still running a cell (after a stop): expected, not news
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    with contextlib.suppress(Exception):
+        client.close(timeout=10)
+    if cluster is not None:
         with contextlib.suppress(Exception):
-            client.close(timeout=10)
-        if cluster is not None:
-            with contextlib.suppress(Exception):
-                cluster.close(timeout=10)
+            cluster.close(timeout=10)
 
 
 __all__ = [
@@ -241,5 +297,6 @@ __all__ = [
     "check",
     "connect",
     "dashboard",
+    "keep",
     "usable_cores",
 ]

@@ -698,7 +698,8 @@ def _hydra_main(cfg: DictConfig) -> None:
 def main() -> None:
     """The command line: overrides Hydra cannot parse are reported before it tries."""
     keys.exit_on_bad_argv()
-    _hydra_main()
+    with cluster.keep():  # -m: the grids of one command share one cluster
+        _hydra_main()
 
 
 if __name__ == "__main__":

@@ -27,9 +27,11 @@ mkdir -p "$OUT"
 # The baselines grid (B with 8 seeds) is not run: B is drawn from the severity grid, which
 # runs every policy on the same cells with 5 seeds (python -m otfr_vec.sweep
 # +grid=baselines, then make report, gives B its 8 seeds).
-for grid in severity telemetry label_noise stress workload sensitivity; do
-  "$PY" -m otfr_vec.sweep +grid="$grid" store="$OUT/$grid.zarr" ${SCHED[@]+"${SCHED[@]}"}
-done
+# One command for the six grids (Hydra's -m, one after the other): they share one Dask
+# cluster, whose workers start, import otfr_vec and load the compiled kernels once.
+# Hydra's record of the six jobs: $OUT/multirun.yaml.
+"$PY" -m otfr_vec.sweep -m +grid=severity,telemetry,label_noise,stress,workload,sensitivity \
+  "store=$OUT/\${sweep.name}.zarr" "hydra.sweep.dir=$OUT" ${SCHED[@]+"${SCHED[@]}"}
 # R8: one run's time series. Seed 1: with seed 0 every degraded pod's label episode is
 # missed (health.miss = 0.3, four pods), which hides what the label adds.
 [[ -e "$OUT/mechanism.zarr" ]] || "$PY" -m otfr_vec.run sim.seed=1 out="$OUT/mechanism.zarr"

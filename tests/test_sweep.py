@@ -18,7 +18,7 @@ from conftest import GRID, TINY
 
 from otfr_vec import make_config
 from otfr_vec import store as store_mod
-from otfr_vec.cluster import connect, dashboard
+from otfr_vec.cluster import connect, dashboard, keep
 from otfr_vec.metrics import METRICS
 from otfr_vec.store import done_mask
 from otfr_vec.sweep import cell_seed, plan, run_sweep
@@ -79,6 +79,64 @@ def test_local_cluster_of_two_workers_equals_serial(serial, tmp_path):
     assert len(stats) == 2
     for hits, misses in stats.values():
         assert hits > 0 and misses == 0
+
+
+def test_keep_reuses_a_cluster_until_a_sweep_fails():
+    cfg = make_config(["dask.n_workers=1", "dask.dashboard=null"], config_name="sweep")
+    with keep():
+        with connect(cfg.dask) as a:
+            pass
+        assert a.status == "running"  # kept for the next sweep
+        with connect(cfg.dask) as b:
+            assert b is a
+        with pytest.raises(RuntimeError, match="a cell failed"), connect(cfg.dask) as d:
+            assert d is a
+            raise RuntimeError("a cell failed")
+        assert a.status == "closed"  # a failed sweep leaves nothing behind for the next
+        with connect(cfg.dask) as e:
+            assert e is not a
+        assert e.status == "running"
+    assert e.status == "closed"  # the scope closes what it kept
+    with connect(cfg.dask) as f:  # outside keep(): closed on leaving, as always
+        pass
+    assert f.status == "closed"
+    other = make_config(["dask.n_workers=2", "dask.dashboard=null"], config_name="sweep")
+    with keep():
+        with connect(cfg.dask) as g, connect(other.dask) as h:
+            pass
+        with connect(other.dask) as i:
+            assert i is h is not g  # other settings: a cluster of their own
+    assert g.status == h.status == "closed"
+    import dask
+
+    assert dask.config.get("scheduler", None) is None  # as before the first client
+
+
+def test_multirun_runs_each_grid_on_one_cluster(serial, tmp_path):
+    """-m: one command, two sweeps (sim.seed=0,1), one Dask cluster; each store is the
+    one its own command writes (seed 0: the serial reference)."""
+    args = GRID
+    store = str(tmp_path / "s${sim.seed}.zarr")
+    p = cli(
+        "-m",
+        *args,
+        "sim.seed=0,1",
+        f"store={store}",
+        "dask.n_workers=2",
+        "dask.dashboard=null",
+        f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        cwd=tmp_path,
+    )
+    assert p.returncode == 0, p.stderr
+    announced = [line for line in p.stdout.splitlines() if line.startswith("dask:")]
+    assert len(announced) == 2 and "kept from the 1 sweep before" in announced[1], p.stdout
+    assert sorted(os.listdir(tmp_path)) == ["multirun", "s0.zarr", "s1.zarr"]
+    ds0 = xr.open_zarr(tmp_path / "s0.zarr")
+    xr.testing.assert_equal(ds0, serial)
+    one = tmp_path / "one"
+    q = cli(*args, "sim.seed=1", f"store={one / 's.zarr'}", "dask=serial", cwd=tmp_path)
+    assert q.returncode == 0, q.stderr
+    xr.testing.assert_equal(xr.open_zarr(tmp_path / "s1.zarr"), xr.open_zarr(one / "s.zarr"))
 
 
 def _kernel_cache_stats():
