@@ -131,6 +131,7 @@ def test_multirun_runs_each_grid_on_one_cluster(serial, tmp_path):
     announced = [line for line in p.stdout.splitlines() if line.startswith("dask:")]
     assert len(announced) == 2 and "kept from the 1 sweep before" in announced[1], p.stdout
     assert sorted(os.listdir(tmp_path)) == ["multirun", "s0.zarr", "s1.zarr"]
+    assert os.listdir(tmp_path / "multirun") == ["multirun.yaml"]  # no folder per job
     ds0 = xr.open_zarr(tmp_path / "s0.zarr")
     xr.testing.assert_equal(ds0, serial)
     one = tmp_path / "one"
