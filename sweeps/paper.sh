@@ -11,7 +11,10 @@
 # study's five, the severity grid all 16 and the telemetry grid seven), into
 # outputs/paper-all unless OUT says otherwise: 10 min 00 s on the same machine with an
 # empty outputs folder and kernel cache, the install not counted (the grids 548 s, peak
-# RSS 957 MiB; commit 7111d8d).
+# RSS 957 MiB; commit 7111d8d). Since then the six grids share one Dask cluster and the
+# first compile skips Numba's IR copies: 58 s (23 %) less on those grids with one seed of
+# 60 s runs on a 2-core AMD EPYC VM (benchmarks/PROFILE.md, twelfth round); the full run
+# was not re-timed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

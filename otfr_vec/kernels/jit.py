@@ -26,7 +26,8 @@ gone, that took 12-16 % off the study's five and 25-40 % off the production poli
 (benchmarks/PROFILE.md, eleventh round; with them, in earlier rounds, it had made
 ``advance`` slower). Only helpers where a timed run got faster are inline: the fault and
 timeout paths and the once-per-step passes gained nothing, and every inline copy
-lengthens the first compile (about 1.5 s more for ``advance``).
+lengthens the first compile (about 1.5 s more for ``advance``; Numba's own copies of
+each inlined body, which grew with the nesting, are skipped: :mod:`.inline_copies`).
 """
 
 import hashlib
