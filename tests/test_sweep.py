@@ -81,8 +81,11 @@ def test_local_cluster_of_two_workers_equals_serial(serial, tmp_path):
         assert hits > 0 and misses == 0
 
 
+THREADS = ["dask.processes=false", "dask.dashboard=null"]  # clusters that start in 1 s
+
+
 def test_keep_reuses_a_cluster_until_a_sweep_fails():
-    cfg = make_config(["dask.n_workers=1", "dask.dashboard=null"], config_name="sweep")
+    cfg = make_config([*THREADS, "dask.n_workers=1"], config_name="sweep")
     with keep():
         with connect(cfg.dask) as a:
             pass
@@ -100,7 +103,7 @@ def test_keep_reuses_a_cluster_until_a_sweep_fails():
     with connect(cfg.dask) as f:  # outside keep(): closed on leaving, as always
         pass
     assert f.status == "closed"
-    other = make_config(["dask.n_workers=2", "dask.dashboard=null"], config_name="sweep")
+    other = make_config([*THREADS, "dask.n_workers=2"], config_name="sweep")
     with keep():
         with connect(cfg.dask) as g, connect(other.dask) as h:
             pass
