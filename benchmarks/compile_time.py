@@ -13,6 +13,7 @@ a shared VM: compare checkouts alternately, as for the other benchmarks/ scripts
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import shutil
@@ -69,8 +70,6 @@ def _measure(passes: bool) -> None:
     print(f"  inlining ({inline.__module__}): {spent[0]:.1f} s over {calls[0]} call sites")
     print(f"  peak RSS {rss:.0f} MiB")
     rows = []
-    import gc
-
     for obj in gc.get_objects():
         if isinstance(obj, CPUDispatcher) and obj.py_func.__module__.startswith("otfr_vec"):
             for ov in obj.overloads.values():

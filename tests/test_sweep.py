@@ -118,11 +118,10 @@ def test_keep_reuses_a_cluster_until_a_sweep_fails():
 def test_multirun_runs_each_grid_on_one_cluster(serial, tmp_path):
     """-m: one command, two sweeps (sim.seed=0,1), one Dask cluster; each store is the
     one its own command writes (seed 0: the serial reference)."""
-    args = GRID
     store = str(tmp_path / "s${sim.seed}.zarr")
     p = cli(
         "-m",
-        *args,
+        *GRID,
         "sim.seed=0,1",
         f"store={store}",
         "dask.n_workers=2",
@@ -138,7 +137,7 @@ def test_multirun_runs_each_grid_on_one_cluster(serial, tmp_path):
     ds0 = xr.open_zarr(tmp_path / "s0.zarr")
     xr.testing.assert_equal(ds0, serial)
     one = tmp_path / "one"
-    q = cli(*args, "sim.seed=1", f"store={one / 's.zarr'}", "dask=serial", cwd=tmp_path)
+    q = cli(*GRID, "sim.seed=1", f"store={one / 's.zarr'}", "dask=serial", cwd=tmp_path)
     assert q.returncode == 0, q.stderr
     xr.testing.assert_equal(xr.open_zarr(tmp_path / "s1.zarr"), xr.open_zarr(one / "s.zarr"))
 
