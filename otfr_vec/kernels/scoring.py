@@ -161,6 +161,53 @@ def choose(count, base, g_min, g_dirty, pr, pod, g, lo, hi, scale, home, start):
 
 
 @kernel
+def pod_means(pi, n_pods, n_prefill, kp, kd, pod_n, out):
+    """``out[q]``: the mean of ``pi`` over pod ``q`` (its ``kp`` prefill workers from
+    ``q * kp``, then its ``kd`` decode workers from ``n_prefill + q * kd``), each sum in
+    worker order.
+
+    Four pods at a time, each summed in its own variable: four independent chains over
+    four contiguous runs. A pass over workers that adds each into its pod's sum makes
+    one chain of dependent additions, and one that visits the pods side by side strides
+    across the whole row, which thrashes the cache once pods are large (65,536 workers:
+    2.5-6x slower, benchmarks/PROFILE.md, thirteenth round).
+    """
+    q = 0
+    while q + 4 <= n_pods:
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        a = q * kp
+        for m in range(kp):
+            s0 += pi[a + m]
+            s1 += pi[a + kp + m]
+            s2 += pi[a + 2 * kp + m]
+            s3 += pi[a + 3 * kp + m]
+        a = n_prefill + q * kd
+        for m in range(kd):
+            s0 += pi[a + m]
+            s1 += pi[a + kd + m]
+            s2 += pi[a + 2 * kd + m]
+            s3 += pi[a + 3 * kd + m]
+        out[q] = s0 / pod_n[q]
+        out[q + 1] = s1 / pod_n[q + 1]
+        out[q + 2] = s2 / pod_n[q + 2]
+        out[q + 3] = s3 / pod_n[q + 3]
+        q += 4
+    while q < n_pods:
+        s = 0.0
+        a = q * kp
+        for m in range(kp):
+            s += pi[a + m]
+        a = n_prefill + q * kd
+        for m in range(kd):
+            s += pi[a + m]
+        out[q] = s / pod_n[q]
+        q += 1
+
+
+@kernel
 def update_prices(wf, base, g_dirty, pr, pod, pod_n, f_price, health, pod_sum, pw_f):
     """Decay the symptom charges, recompute ``pi`` and the base score of every worker.
 
@@ -182,55 +229,45 @@ def update_prices(wf, base, g_dirty, pr, pod, pod_n, f_price, health, pod_sum, p
                 base[j] = b
                 mark(g_dirty, pr, pod, j)
         return
-    # pod by pod (workers are numbered prefill then decode, each group pod by pod): the
-    # same operations in the same order as one pass over workers, pod sums included, in
-    # loops over row slices the compiler vectorises (indices from 0 need no wrap-around
-    # check; the loops stay inline: per-pod helper calls cost more than these loops)
-    n_pods, n_prefill = pr.n_pods, pr.n_prefill
+    # workers are numbered prefill then decode, each group pod by pod. Each pass is one
+    # loop over every worker (a loop per pod costs more to enter than its 16 workers at
+    # the default), with the pod's constant written beforehand where the loop reads it:
+    # the same operations in the same order as the model's per-worker formula
+    n_pods, n_prefill, n = pr.n_pods, pr.n_prefill, pr.n_workers
     kp = n_prefill // n_pods
-    kd = (pr.n_workers - n_prefill) // n_pods
+    kd = (n - n_prefill) // n_pods
     d, alpha, gamma, eta = pr.decay, pr.alpha, pr.gamma, pr.eta
+    util, busy, tout = wf[W_UTIL], wf[W_BUSY], wf[W_TOUT]
+    fail, outc, pi = wf[W_FAIL], wf[W_OUTC], wf[W_PI]
     for q in range(2 * n_pods):  # the prefill group's pods, then the decode group's
         lo = q * kp if q < n_pods else n_prefill + (q - n_pods) * kd
         hi = lo + (kp if q < n_pods else kd)
-        deficit = pr.beta * (1.0 - f_price[q % n_pods])
-        util, busy, tout = wf[W_UTIL, lo:hi], wf[W_BUSY, lo:hi], wf[W_TOUT, lo:hi]
-        fail, outc, pi = wf[W_FAIL, lo:hi], wf[W_OUTC, lo:hi], wf[W_PI, lo:hi]
-        for j in range(hi - lo):
-            u = d * util[j] + (1.0 - d) * busy[j]
-            t = tout[j] * d
-            f = fail[j] * d
-            o = outc[j] * d
-            util[j] = u
-            tout[j] = t
-            fail[j] = f
-            outc[j] = o
-            inv = 1.0 / (o + 1.0)
-            pi[j] = alpha * u + deficit + gamma * t * inv + eta * f * inv
-    pi_row = wf[W_PI]
-    pod_sum[:] = 0.0
-    for m in range(kp):  # each pod's sum in worker order; the pods side by side
-        for q in range(n_pods):
-            pod_sum[q] += pi_row[q * kp + m]
-    for m in range(kd):
-        for q in range(n_pods):
-            pod_sum[q] += pi_row[n_prefill + q * kd + m]
-    for q in range(n_pods):  # one division per pod, not per worker
-        pod_sum[q] = pod_sum[q] / pod_n[q]
+        pi[lo:hi] = pr.beta * (1.0 - f_price[q % n_pods])  # the pod's bandwidth deficit
+    for j in range(n):
+        u = d * util[j] + (1.0 - d) * busy[j]
+        t = tout[j] * d
+        f = fail[j] * d
+        o = outc[j] * d
+        util[j] = u
+        tout[j] = t
+        fail[j] = f
+        outc[j] = o
+        inv = 1.0 / (o + 1.0)
+        pi[j] = alpha * u + pi[j] + gamma * t * inv + eta * f * inv
+    pod_means(pi, n_pods, n_prefill, kp, kd, pod_n, pod_sum)
     keep, lf, lr = 1.0 - pr.kappa, pr.lambda_f, pr.lambda_r
     for q in range(2 * n_pods):
         lo = q * kp if q < n_pods else n_prefill + (q - n_pods) * kd
         hi = lo + (kp if q < n_pods else kd)
-        mean = pr.kappa * pod_sum[q % n_pods]
-        pi, b, h = wf[W_PI, lo:hi], base[lo:hi], health[lo:hi]
-        for j in range(hi - lo):
-            p = keep * pi[j] + mean
-            pi[j] = p
-            b[j] = lf * h[j] + lr * p
-        if pr.has_extra:
-            x = pw_f[0, lo:hi]
-            for j in range(hi - lo):
-                b[j] += x[j]
+        base[lo:hi] = pr.kappa * pod_sum[q % n_pods]  # the pod's share of the blend
+    for j in range(n):
+        p = keep * pi[j] + base[j]
+        pi[j] = p
+        base[j] = lf * health[j] + lr * p
+    if pr.has_extra:
+        x = pw_f[0]
+        for j in range(n):
+            base[j] += x[j]
     if pr.tree:
         g_dirty[:, 0] = -1  # every score moved: rebuild both trees at their next decision
     else:
