@@ -17,7 +17,7 @@ from otfr_vec.kernels.containers import (
     pcal_push,
     pcal_remove,
 )
-from otfr_vec.kernels.scoring import argmin_pods, argmin_score
+from otfr_vec.kernels.scoring import argmin_pods, argmin_score, pod_means, update_prices
 from otfr_vec.kernels.step import begin_head, end_step, prefill_busy, serve_due, take_due
 from otfr_vec.kernels.structs import (
     BUF_ID,
@@ -25,6 +25,7 @@ from otfr_vec.kernels.structs import (
     EV_ID,
     N_QF,
     N_QI,
+    N_WF,
     N_WI,
     PQ,
     Q_CAL,
@@ -36,11 +37,16 @@ from otfr_vec.kernels.structs import (
     W_ACC,
     W_ASTEP,
     W_BUSY,
+    W_FAIL,
     W_HEAD,
     W_HSTART,
+    W_OUTC,
     W_PCAL,
+    W_PI,
     W_PNEXT,
     W_TAIL,
+    W_TOUT,
+    W_UTIL,
     new_state,
     params_record,
 )
@@ -148,6 +154,70 @@ def test_incremental_argmin_matches_full_scan(n_pods, k, data):
         assert inc == full
         count[full] += 1  # a router's update between decisions
         g_dirty[1, pod[full]] = 1
+
+
+def test_pod_means_hand_case():
+    # 5 pods (one chunk of four, one left over), 2 prefill + 1 decode worker each:
+    # workers 0-9 prefill (pod = j // 2), 10-14 decode (pod = j - 10)
+    pi = np.arange(15.0)
+    out = np.zeros(5)
+    pod_means(pi, 5, 10, 2, 1, np.full(5, 3.0), out)
+    assert out.tolist() == [(0 + 1 + 10) / 3, (2 + 3 + 11) / 3, (4 + 5 + 12) / 3,
+                            (6 + 7 + 13) / 3, (8 + 9 + 14) / 3]  # fmt: skip
+
+
+def _price_params(pods, per_pod, prefill):
+    cfg = make_config(
+        [f"cluster.pods={pods}", f"cluster.workers_per_pod={per_pod}"]
+        + [f"cluster.prefill_fraction={prefill}", "schedulers=[fault_aware_otfr]"]
+        + ["telemetry.mode=direct"]  # every term of the price non-zero (beta > 0)
+    )
+    return params_record(make_params(cfg, "fault_aware_otfr", make_scenario(cfg)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    pods=st.integers(1, 9),
+    shape=st.sampled_from([(2, 0.5), (3, 1 / 3), (4, 0.25), (5, 0.6), (3, 1.0), (1, 1.0)]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_update_prices_is_the_per_worker_formula_in_worker_order(pods, shape, seed):
+    """The price of every worker as the model defines it, summed per pod in worker
+    order, whatever the layout (pods in fours and a remainder, prefill-only clusters)."""
+    pr = _price_params(pods, *shape)
+    n, g = pr.n_workers, np.random.default_rng(seed)
+    pod = np.concatenate([np.repeat(np.arange(pods), pr.n_prefill // pods),
+                          np.repeat(np.arange(pods), (n - pr.n_prefill) // pods)])  # fmt: skip
+    wf = np.zeros((N_WF, n))
+    for row in (W_BUSY, W_UTIL, W_TOUT, W_FAIL, W_OUTC, W_PI):
+        wf[row] = g.exponential(1.0, n) * (g.random(n) < 0.7)
+    f = np.where(g.random(pods) < 0.5, g.random(pods), 1.0)
+    health = (g.random(n) < 0.3).astype(float)
+    pod_n = np.bincount(pod, minlength=pods).astype(float)
+    want, d = wf.copy(), pr.decay
+    raw, sums = np.zeros(n), [0.0] * pods
+    for j in range(n):  # the model's formula, one worker at a time (as otfr_vec.reference)
+        want[W_UTIL, j] = d * want[W_UTIL, j] + (1.0 - d) * want[W_BUSY, j]
+        for row in (W_TOUT, W_FAIL, W_OUTC):
+            want[row, j] *= d
+        inv = 1.0 / (want[W_OUTC, j] + 1.0)
+        raw[j] = (
+            pr.alpha * want[W_UTIL, j]
+            + pr.beta * (1.0 - f[pod[j]])
+            + pr.gamma * want[W_TOUT, j] * inv
+            + pr.eta * want[W_FAIL, j] * inv
+        )
+        sums[pod[j]] += raw[j]
+    means = [sums[q] / pod_n[q] for q in range(pods)]
+    want[W_PI] = [(1.0 - pr.kappa) * raw[j] + pr.kappa * means[pod[j]] for j in range(n)]
+    base, pod_sum = np.zeros(n), np.zeros(pods)
+    g_dirty = np.zeros((2, 1 + 8), np.int64)
+    update_prices(wf, base, g_dirty, pr, pod, pod_n, f, health, pod_sum, np.zeros((1, n)))
+    assert np.array_equal(wf, want)  # bit for bit
+    assert pod_sum.tolist() == means
+    assert base.tolist() == [
+        pr.lambda_f * health[j] + pr.lambda_r * want[W_PI, j] for j in range(n)
+    ]
 
 
 def test_prefill_calendar_holds_workers_across_laps_and_removes_them():

@@ -166,11 +166,12 @@ def pod_means(pi, n_pods, n_prefill, kp, kd, pod_n, out):
     ``q * kp``, then its ``kd`` decode workers from ``n_prefill + q * kd``), each sum in
     worker order.
 
-    Four pods at a time, each summed in its own variable: four independent chains over
-    four contiguous runs. A pass over workers that adds each into its pod's sum makes
-    one chain of dependent additions, and one that visits the pods side by side strides
-    across the whole row, which thrashes the cache once pods are large (65,536 workers:
-    2.5-6x slower, benchmarks/PROFILE.md, thirteenth round).
+    Four pods at a time, each summed in its own variable: four independent chains of
+    additions over four contiguous runs. One pod at a time makes a single chain of
+    dependent additions; all pods side by side (the former loop) stride across the
+    whole row, which thrashes the cache once pods are large: at 65,536 workers in 32
+    pods it took half of the price update's time (benchmarks/PROFILE.md, thirteenth
+    round).
     """
     q = 0
     while q + 4 <= n_pods:
