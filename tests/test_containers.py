@@ -18,7 +18,14 @@ from otfr_vec.kernels.containers import (
     pcal_remove,
 )
 from otfr_vec.kernels.scoring import argmin_pods, argmin_score, pod_means, update_prices
-from otfr_vec.kernels.step import begin_head, end_step, prefill_busy, serve_due, take_due
+from otfr_vec.kernels.step import (
+    begin_head,
+    end_step,
+    prefill_busy,
+    serve_due,
+    take_due,
+    true_health,
+)
 from otfr_vec.kernels.structs import (
     BUF_ID,
     BUF_T,
@@ -37,6 +44,7 @@ from otfr_vec.kernels.structs import (
     W_ACC,
     W_ASTEP,
     W_BUSY,
+    W_DOWN,
     W_FAIL,
     W_HEAD,
     W_HSTART,
@@ -218,6 +226,31 @@ def test_update_prices_is_the_per_worker_formula_in_worker_order(pods, shape, se
     assert base.tolist() == [
         pr.lambda_f * health[j] + pr.lambda_r * want[W_PI, j] for j in range(n)
     ]
+
+
+@settings(max_examples=30, deadline=None)
+@given(pods=st.integers(1, 6), seed=st.integers(0, 2**32 - 1))
+def test_true_health_step_by_step_equals_a_pass_over_every_worker(pods, seed):
+    """The oracle's health updated only where a pod's factor crossed the threshold or a
+    worker can go down gives, step after step, what a pass over every worker gives."""
+    pr = _price_params(pods, 4, 0.5)
+    n, g = pr.n_workers, np.random.default_rng(seed)
+    pod = np.concatenate([np.repeat(np.arange(pods), 2), np.repeat(np.arange(pods), 2)])
+    faults = np.sort(g.choice(n, size=min(n, 3), replace=False)).astype(np.int64)
+    f = g.choice([0.05, 0.5, 1.0], size=(40, pods))  # around the threshold, both ways
+    wi = np.zeros((N_WI, n), np.int64)
+    step, full = np.zeros(n), np.zeros(n)
+    changes = 0
+    for s in range(f.shape[0]):
+        wi[W_DOWN, faults] = g.random(faults.size) < 0.3
+        before = step.copy()
+        prev = f[s - 1] if s % 10 else f[s]  # a call of 10 steps: its first step sees all
+        moved = true_health(wi, step, pr, pod, f[s], prev, s % 10 == 0, faults)
+        true_health(wi, full, pr, pod, f[s], f[s], True, faults)
+        assert step.tolist() == full.tolist()
+        assert moved == (step.tolist() != before.tolist())
+        changes += moved
+    assert changes > 0  # the case exercised changes of the set
 
 
 def test_prefill_calendar_holds_workers_across_laps_and_removes_them():

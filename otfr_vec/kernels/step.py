@@ -700,6 +700,51 @@ def check_invariants(wi, wf, load, qi, qf, ctr, cnt, pr, s):
             ctr[ERR_STEP] = s
 
 
+@inline_kernel
+def set_truth(wi, health, pr, pod, f_now, j):
+    """Worker ``j``'s true health (1: its pod's factor below ``health.threshold``, or it
+    is down) into ``health``; returns whether it changed."""
+    bad = 1.0 if f_now[pod[j]] < pr.threshold or wi[W_DOWN, j] != 0 else 0.0
+    if bad == health[j]:
+        return False
+    health[j] = bad
+    return True
+
+
+@kernel
+def true_health(wi, health, pr, pod, f_now, f_prev, every, fault_ids):
+    """The true unhealthy set at the step start (the oracle's); returns whether any
+    worker's value changed.
+
+    ``every``: recompute every worker (the first step of a call, where the factors of
+    the step before are not at hand). Otherwise only the workers of pods whose factor
+    crossed the threshold since ``f_prev``, and those that can go down: every other
+    worker keeps its last step's value, so the values are the same as from a pass over
+    every worker, at O(pods + faults) a step instead of O(workers).
+    """
+    moved = False
+    if every:
+        for j in range(pr.n_workers):
+            if set_truth(wi, health, pr, pod, f_now, j):
+                moved = True
+        return moved
+    kp = pr.n_prefill // pr.n_pods
+    kd = (pr.n_workers - pr.n_prefill) // pr.n_pods
+    for q in range(pr.n_pods):
+        if (f_now[q] < pr.threshold) == (f_prev[q] < pr.threshold):
+            continue
+        for j in range(q * kp, (q + 1) * kp):
+            if set_truth(wi, health, pr, pod, f_now, j):
+                moved = True
+        for j in range(pr.n_prefill + q * kd, pr.n_prefill + (q + 1) * kd):
+            if set_truth(wi, health, pr, pod, f_now, j):
+                moved = True
+    for k in range(fault_ids.size):
+        if set_truth(wi, health, pr, pod, f_now, fault_ids[k]):
+            moved = True
+    return moved
+
+
 @kernel
 def advance(
     wi,
@@ -803,11 +848,8 @@ def advance(
         # 2. prices and base scores
         moved = False  # did any health value (or, below, a policy term) change this step?
         if pr.health == HEALTH_TRUTH:
-            for j in range(pr.n_workers):
-                bad = 1.0 if f_now[pod[j]] < pr.threshold or wi[W_DOWN, j] != 0 else 0.0
-                if bad != health[j]:
-                    health[j] = bad
-                    moved = True
+            f_prev = f_true[s - s0 - 1] if s > s0 else f_now  # s0: every worker anew
+            moved = true_health(wi, health, pr, pod, f_now, f_prev, s == s0, fault_ids)
         elif pr.health == HEALTH_LABELS:
             r = min(int(t0 / pr.refresh), labels.shape[0] - 1)
             if r != ctr[LABEL_ROW]:  # labels change at refreshes only
