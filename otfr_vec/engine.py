@@ -378,7 +378,8 @@ def run(
     pod_n = np.bincount(lay.pod, minlength=lay.n_pods).astype(np.float64)
     fault_ids = np.flatnonzero(np.isfinite(sc.faults.down_start)).astype(np.int64)
     stream = Stream(sc.workload, draws=any(p.hooks for p in params.values()))
-    dt = cfg.sim.dt
+    dt, seed = cfg.sim.dt, cfg.sim.seed
+    delay = cfg.telemetry.delay if cfg.telemetry.mode == "delayed" else None
     block = block_steps(dt, sc.rate)
     span = block * span_blocks(block, lay.n_pods)
 
@@ -395,8 +396,8 @@ def run(
                 times = np.arange(s0, s1) * dt
                 f_true = sc.degradation.factor(times)
                 f_obs = f_true  # what telemetry shows: the truth, or (delayed) an older one
-                if cfg.telemetry.mode == "delayed":
-                    f_obs = sc.degradation.factor(times - cfg.telemetry.delay)
+                if delay is not None:
+                    f_obs = sc.degradation.factor(times - delay)
                 n_due = int(np.searchsorted(req.arrival, s1 * dt, side="left"))
                 blocks.append((s0, s1, f_true, f_obs, n_due))
             stream.consume(blocks[-1][-1])
@@ -412,9 +413,9 @@ def run(
             u_tick, tick0 = no_ticks, 0
             if b.tick_draws:
                 next_tick = int(st.ctr[NEXT_TICK])
-                u_tick, tick0 = tick_draws(
-                    cfg.sim.seed, pr.tick, next_tick, (s1 - 1) * dt, lay.n_workers
-                )
+                t_last = (s1 - 1) * dt
+                if t_last >= next_tick * pr.tick:  # a timer fires in the block: its draws
+                    u_tick, tick0 = tick_draws(seed, pr.tick, next_tick, t_last, lay.n_workers)
             used = advance(
                 *st,
                 rec,
